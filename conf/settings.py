@@ -1,0 +1,235 @@
+"""The job's one configuration object, loaded from YAML and validated once at start-up.
+
+Every setting lives here so that operators receive a single, already-validated object
+and no module reads the environment on its own. Validation errors name the dotted key
+that is wrong (``model.learning_rate``) and the file it came from.
+
+>>> cfg = load_settings(overrides=["model.learning_rate=0.01", "window.size_ms=60000"])
+>>> cfg.model.learning_rate, cfg.window.size_ms
+(0.01, 60000)
+>>> load_settings(overrides=["model.learning_rat=0.01"])
+Traceback (most recent call last):
+...
+conf.settings.SettingsError: invalid configuration (built-in defaults + --set): model.learning_rat: unknown key (extra inputs are not permitted); check spelling against conf/local.yaml
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path(__file__).with_name("local.yaml")
+
+
+class SettingsError(ValueError):
+    """A configuration problem, worded so that the user can fix it without reading code."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobSettings(_Section):
+    name: str = "online-learning"
+    parallelism: int = Field(1, ge=1)
+    python_execution_mode: Literal["thread", "process"] = "process"
+    python_bundle_size: int = Field(1000, ge=1)
+    python_bundle_time_ms: int = Field(1000, ge=1)
+    checkpoint_interval_ms: int = Field(10_000, ge=100)
+
+
+class CovariateShiftSettings(_Section):
+    feature: str
+    at_s: float = Field(ge=0)
+    delta_std: float
+
+
+class GeneratorSettings(_Section):
+    events: int = Field(120_000, ge=1)
+    users: int = Field(2_000, ge=1)
+    items: int = Field(500, ge=1)
+    duration_s: float = Field(3 * 3600.0, gt=0)
+    seed: int = 7
+    numeric: int = Field(6, ge=1)
+    categorical: int = Field(2, ge=0)
+    labeled_fraction: float = Field(0.8, ge=0, le=1)
+    base_rate: float = Field(0.3, gt=0, lt=1)
+    signal: float = Field(1.0, ge=0)
+    concept_drift_at_s: float | None = None
+    covariate_shifts: tuple[CovariateShiftSettings, ...] = ()
+
+
+class SourceSettings(_Section):
+    kind: Literal["generator", "file"] = "generator"
+    path: str | None = None
+    generator: GeneratorSettings = GeneratorSettings()
+    max_out_of_orderness_ms: int = Field(5_000, ge=0)
+    idleness_ms: int = Field(30_000, ge=0)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> SourceSettings:
+        if self.kind == "file" and not self.path:
+            raise ValueError("path: required when source.kind is 'file' (or pass --input FILE_OR_DIR)")
+        return self
+
+
+class ValidationSettings(_Section):
+    min_event_time: str = "2000-01-01T00:00:00Z"
+    max_event_time: str = "2100-01-01T00:00:00Z"
+    max_record_bytes: int = Field(65_536, ge=64)
+    max_id_length: int = Field(256, ge=1)
+
+
+class FeatureSettings(_Section):
+    numeric: tuple[str, ...] = ("amount", "dwell_seconds", "price", "discount_pct", "pages_viewed", "scroll_depth")
+    categorical: tuple[str, ...] = ("device", "country", "is_returning")
+    hash_buckets: int = Field(64, ge=1)
+    velocity_half_life_s: float = Field(3600.0, gt=0)
+    positive_rate_prior: float = Field(0.3, gt=0, lt=1)
+    positive_rate_prior_strength: float = Field(5.0, gt=0)
+    zscore_clip: float = Field(5.0, gt=0)
+    max_items_per_user: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> FeatureSettings:
+        names = list(self.numeric) + list(self.categorical)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"numeric/categorical: feature names listed twice: {dupes}")
+        return self
+
+
+class ModelSettings(_Section):
+    optimizer: Literal["sgd", "adam"] = "adam"
+    learning_rate: float = Field(0.05, gt=0)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(256, ge=1)
+    l2: float = Field(1e-4, ge=0)
+    scaler_decay: float = Field(0.9, ge=0, lt=1)
+    seed: int = 0
+
+
+class WindowSettings(_Section):
+    size_ms: int = Field(300_000, ge=1_000)
+
+
+class DriftSettings(_Section):
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "holm", "benjamini-hochberg"] = "holm"
+    features: tuple[str, ...] | None = None
+    check_losses: bool = True
+    reference_windows: int = Field(2, ge=1)
+    reference_size: int = Field(5_000, ge=10)
+    min_samples: int = Field(100, ge=10)
+    min_statistic: float = Field(0.1, ge=0, le=1)
+    adapt_learning_rate_boost: float = Field(3.0, ge=1)
+    adapt_windows: int = Field(2, ge=0)
+    seed: int = 0
+
+
+class MlflowSettings(_Section):
+    enabled: bool = True
+    tracking_uri: str | None = None
+    experiment: str = "online-learning"
+    registered_model: str = "online-learning-model"
+    register_every_windows: int = Field(12, ge=1)
+    queue_size: int = Field(10_000, ge=1)
+    flush_timeout_s: float = Field(120.0, ge=0)
+
+
+class OutputSettings(_Section):
+    path: str = "out"
+
+
+class Settings(_Section):
+    job: JobSettings = JobSettings()
+    source: SourceSettings = SourceSettings()
+    validation: ValidationSettings = ValidationSettings()
+    features: FeatureSettings = FeatureSettings()
+    model: ModelSettings = ModelSettings()
+    window: WindowSettings = WindowSettings()
+    drift: DriftSettings = DriftSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    output: OutputSettings = OutputSettings()
+
+    @model_validator(mode="after")
+    def _drift_features_known(self) -> Settings:
+        unknown = sorted(set(self.drift.features or ()) - set(self.features.numeric))
+        if unknown:
+            raise ValueError(f"drift.features: {unknown} are not in features.numeric")
+        return self
+
+    @property
+    def drift_features(self) -> tuple[str, ...]:
+        """Raw numeric features tested for drift (all numeric ones unless narrowed)."""
+        return self.drift.features if self.drift.features is not None else self.features.numeric
+
+    def output_dir(self) -> Path:
+        return Path(self.output.path).resolve()
+
+    def flat(self) -> dict[str, str]:
+        """Dotted key -> value, for MLflow params."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, sub)
+            else:
+                out[prefix] = value if isinstance(value, str) else json.dumps(value)
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SettingsError(f"--set {dotted}={raw}: '{part}' is a value, not a section")
+        node = child
+    node[leaf] = yaml.safe_load(raw) if raw != "" else None
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (extra inputs are not permitted); check spelling against conf/local.yaml"
+        lines.append(f"{key}: {msg}" if key else msg)
+    return "; ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+    """Read YAML (or the built-in defaults), apply ``key=value`` overrides, validate once."""
+    origin = "built-in defaults"
+    tree: dict[str, Any] = {}
+    if path is not None:
+        origin = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file not found: {path} (use conf/local.yaml or pass --config)") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: top level must be a mapping of sections (job:, source:, ...)")
+        tree = loaded or {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.learning_rate=0.01")
+        _set_dotted(tree, key.strip(), raw)
+    where = origin + (" + --set" if overrides else "")
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid configuration ({where}): {_format_errors(exc)}") from None

@@ -1,0 +1,100 @@
+"""The job graph: source -> parse -> per-user features -> (trainer, predictor) -> sinks.
+
+                       +--> key_by(const) -> TrainOnWindows --snapshots--+--> MLflow -> snapshots/
+    lines -> Parse -> key_by(user) -> UserFeatures                        | broadcast
+                       +--> key_by(user) -> ScoreEvents <----------------+
+                                              +--> predictions/
+    dead letters (parse, late) -> dead_letters/     drift events (trainer) -> drift/
+
+Every stateful operator has a stable uid so that savepoints survive code changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyflink.common import Configuration, Duration, Encoder, Types, WatermarkStrategy
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import FileSink, FileSource, OutputFileConfig, StreamFormat
+
+from conf.settings import Settings
+from operators.mlflow_reporting import ReportToMlflow
+from operators.parse_events import EventTimeAssigner, ParseEvents
+from operators.predictor import SNAPSHOTS, ScoreEvents
+from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
+from operators.user_features import UserFeatures, make_extractor
+from operators.window_trainer import TrainOnWindows
+
+OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_PACKAGES = ("conf", "operators", "udfs")
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    tracking_uri: str
+    run_id: str
+
+
+def create_environment(settings: Settings) -> StreamExecutionEnvironment:
+    job = settings.job
+    conf = Configuration()
+    conf.set_string("python.execution-mode", job.python_execution_mode)
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("python.fn-execution.bundle.size", str(job.python_bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", str(job.python_bundle_time_ms))
+    conf.set_string("restart-strategy.type", "fixed-delay")
+    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
+    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    conf.set_string("execution.checkpointing.dir", (settings.output_dir() / "checkpoints").as_uri())
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(job.parallelism)
+    for package in SHIPPED_PACKAGES:  # the Python workers import the functions from these
+        env.add_python_file(str(PROJECT_ROOT / package))
+    env.enable_checkpointing(job.checkpoint_interval_ms)
+    return env
+
+
+def _file_sink(root: Path, name: str) -> FileSink:
+    config = OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build()
+    return FileSink.for_row_format(str(root / name), Encoder.simple_string_encoder()) \
+        .with_output_file_config(config).build()
+
+
+def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
+                   mlflow_target: MlflowTarget | None) -> None:
+    out = settings.output_dir()
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *input_paths).build()
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions").uid("source")
+    parsed = lines.process(ParseEvents(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("parse").name("parse")
+    watermarks = WatermarkStrategy \
+        .for_bounded_out_of_orderness(Duration.of_millis(settings.source.max_out_of_orderness_ms)) \
+        .with_idleness(Duration.of_millis(settings.source.idleness_ms)) \
+        .with_timestamp_assigner(EventTimeAssigner())
+    events = parsed.assign_timestamps_and_watermarks(watermarks).uid("event-time")
+
+    rows = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
+        .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features").name("user-features")
+    dense_names = make_extractor(settings).dense_names
+    trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
+        .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1)
+    predictions = rows.key_by(lambda r: r.user_id, key_type=Types.STRING()) \
+        .connect(trained.broadcast(SNAPSHOTS)) \
+        .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor")
+
+    predictions.sink_to(_file_sink(out, "predictions")).uid("predictions-sink")
+    parsed.get_side_output(DEAD_LETTERS).sink_to(_file_sink(out, "dead_letters")).uid("dead-letters-sink")
+    trained.get_side_output(DRIFT_EVENTS).sink_to(_file_sink(out, "drift")).uid("drift-sink")
+    _snapshot_json(trained, settings, mlflow_target).sink_to(_file_sink(out, "snapshots")).uid("snapshots-sink")
+
+
+def _snapshot_json(trained: DataStream, settings: Settings, target: MlflowTarget | None) -> DataStream:
+    if target is None:
+        return trained.map(json.dumps, output_type=Types.STRING()).uid("snapshot-json").set_parallelism(1)
+    return trained.map(ReportToMlflow(settings, target.tracking_uri, target.run_id), output_type=Types.STRING()) \
+        .uid("mlflow-reporter").name("mlflow-reporter").set_parallelism(1)

@@ -1,0 +1,81 @@
+"""Reads a finished run's committed outputs back and condenses them into the printed summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+LATE_WINDOW_FROM = 10  # "after warm-up": windows 10+ are where learning is judged
+
+
+def read_jsonl_dir(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of committed part files only (Flink keeps in-progress files hidden with a '.')."""
+    for part in sorted(path.rglob("*.jsonl")):
+        if part.name.startswith("."):
+            continue
+        with part.open() as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def summarize(out: Path) -> dict[str, Any]:
+    predictions = Counter()
+    n_predictions = 0
+    for p in read_jsonl_dir(out / "predictions"):
+        n_predictions += 1
+        predictions[p["model_version"]] += 1
+    snapshots = sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
+    dead = Counter(d["reason"] for d in read_jsonl_dir(out / "dead_letters"))
+    drift = list(read_jsonl_dir(out / "drift"))
+    return {
+        "predictions": n_predictions,
+        "windows": len(snapshots),
+        "model_versions": len(snapshots),
+        "latest_model_version": snapshots[-1]["version"] if snapshots else 0,
+        "predictions_by_version_count": len(predictions),
+        "all_windows": _quality([s["metrics"] for s in snapshots]),
+        f"windows_{LATE_WINDOW_FROM}_plus": _quality([s["metrics"] for s in snapshots[LATE_WINDOW_FROM:]]),
+        "drift_events": len(drift),
+        "drift_by_name": dict(Counter(f"{d['kind']}:{d['name']}" for d in drift)),
+        "dead_letters": sum(dead.values()),
+        "dead_letters_by_reason": dict(dead),
+    }
+
+
+def _quality(metrics: list[dict[str, float]]) -> dict[str, float | None]:
+    """Example-weighted prequential logloss/accuracy; AUC averaged over windows that have it."""
+    scored = [m for m in metrics if "logloss" in m]
+    if not scored:
+        return {"examples": 0, "logloss": None, "baseline_logloss": None, "accuracy": None, "auc": None}
+    weights = np.array([m["examples"] for m in scored])
+    avg = lambda key: float(np.average([m[key] for m in scored], weights=weights))  # noqa: E731
+    aucs = [m["auc"] for m in scored if "auc" in m]
+    return {
+        "examples": int(weights.sum()),
+        "logloss": avg("logloss"),
+        "baseline_logloss": avg("baseline_logloss"),
+        "accuracy": avg("accuracy"),
+        "auc": float(np.mean(aucs)) if aucs else None,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    late = summary[f"windows_{LATE_WINDOW_FROM}_plus"]
+    overall = summary["all_windows"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [
+        f"predictions      {summary['predictions']}",
+        f"windows          {summary['windows']} (model versions 1..{summary['latest_model_version']})",
+        f"logloss          {fmt(overall['logloss'])} prequential, base-rate predictor {fmt(overall['baseline_logloss'])}",
+        f"  windows {LATE_WINDOW_FROM}+     {fmt(late['logloss'])} vs base rate {fmt(late['baseline_logloss'])}",
+        f"AUC              {fmt(overall['auc'])} (windows {LATE_WINDOW_FROM}+: {fmt(late['auc'])})",
+        f"accuracy         {fmt(overall['accuracy'])}",
+        f"drift events     {summary['drift_events']} {summary['drift_by_name'] or ''}",
+        f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
+    ]
+    return "\n".join(lines)

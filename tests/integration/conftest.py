@@ -1,0 +1,48 @@
+"""Shared helpers for tests that run the real job on Flink's MiniCluster."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.run_summary import read_jsonl_dir
+from udfs.stream_generator import StreamSpec, generate_events
+
+REPO = Path(__file__).resolve().parents[2]
+JOB_TIMEOUT_S = 900
+
+
+def run_job(input_file: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The job exactly as a user starts it; fails the test with the job's own output on error."""
+    cmd = [sys.executable, "-m", "jobs.online_learning", "--input", str(input_file), "--output", str(out)]
+    for item in overrides:
+        cmd += ["--set", item]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    assert proc.returncode == 0, f"job failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def write_stream(path: Path, spec: StreamSpec, bad_lines: list[str] = ()) -> list[dict[str, Any]]:
+    """Writes the generated events with ``bad_lines`` scattered among them; returns the valid events."""
+    events = list(generate_events(spec))
+    lines = [json.dumps(e) for e in events]
+    rng = random.Random(spec.seed)
+    for bad in bad_lines:
+        lines.insert(rng.randrange(len(lines) // 10, len(lines)), bad)
+    path.write_text("\n".join(lines) + "\n")
+    return events
+
+
+def outputs(out: Path, name: str) -> list[dict[str, Any]]:
+    return list(read_jsonl_dir(out / name))
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

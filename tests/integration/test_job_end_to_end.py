@@ -1,0 +1,130 @@
+"""The whole job on the MiniCluster over generated streams: exactly-once predictions,
+prequential versions, learning, drift detection and false alarms, dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration.conftest import outputs, run_job, write_stream
+from udfs.events import parse_time, window_start
+from udfs.metrics import log_loss
+from udfs.stream_generator import CovariateShift, StreamSpec
+
+WINDOW_MS = 300_000
+ALPHA = 0.05
+STATIONARY = StreamSpec(n_events=40_000, n_users=1_000, duration_s=3 * 3600.0, seed=11)
+
+
+def bad_corpus(spec: StreamSpec) -> list[tuple[str, str]]:
+    """(line, expected dead-letter reason); every case the validator promises to catch."""
+    good = {"event_id": "bad-0", "user_id": "u-bad", "item_id": None, "event_time": spec.start_ms + 3_600_000,
+            "features": {"amount": 1.0}, "label": 1}
+
+    def variant(i: int, **changes) -> str:
+        return json.dumps({**good, "event_id": f"bad-{i}", **changes})
+
+    return [
+        ("{not json", "malformed_json"),
+        ('"just a string"', "not_an_object"),
+        (json.dumps({k: v for k, v in good.items() if k != "user_id"}), "missing_field"),
+        (variant(1, user_id={"id": 3}), "bad_field_type"),
+        (variant(2, event_time="tomorrow"), "bad_event_time"),
+        (variant(3, event_time=10**15), "event_time_out_of_range"),
+        (variant(4, event_time=0), "event_time_out_of_range"),
+        (variant(5, label=7), "bad_label"),
+        (variant(6, features={"amount": "abc"}), "bad_feature_type"),
+        (variant(7, features={"amount": float("nan")}), "non_finite_feature"),
+        (variant(8, features={"price": float("inf")}), "non_finite_feature"),
+        (variant(9, features={"amount": 1.0, "blob": "x" * 100_000}), "oversized"),
+        (variant(10, event_time=spec.start_ms + 1_000), "late_event"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def stationary_run(tmp_path_factory) -> tuple[Path, list[dict], list[tuple[str, str]]]:
+    tmp = tmp_path_factory.mktemp("stationary")
+    corpus = bad_corpus(STATIONARY)
+    events = write_stream(tmp / "events.jsonl", STATIONARY, [line for line, _ in corpus])
+    run_job(tmp / "events.jsonl", tmp / "out", f"drift.alpha={ALPHA}", "mlflow.register_every_windows=100")
+    return tmp / "out", events, corpus
+
+
+def test_exactly_one_prediction_per_valid_event(stationary_run):
+    out, events, _ = stationary_run
+    counts = Counter(p["event_id"] for p in outputs(out, "predictions"))
+    assert set(counts) == {e["event_id"] for e in events}
+    assert max(counts.values()) == 1
+    assert all(isinstance(p["model_version"], int) for p in outputs(out, "predictions"))
+
+
+def test_each_event_is_scored_by_the_newest_model_trained_before_its_window(stationary_run):
+    out, _, _ = stationary_run
+    snapshots = sorted(outputs(out, "snapshots"), key=lambda s: s["version"])
+    assert [s["version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
+    ends = {s["version"]: s["window_end"] for s in snapshots}
+    ends[0] = None
+    for p in outputs(out, "predictions"):
+        start = window_start(p["event_time"], WINDOW_MS)
+        eligible = [v for v, end in ends.items() if end is not None and end <= start]
+        assert p["model_version"] == max(eligible, default=0), p
+
+
+def test_model_learns_on_a_stationary_stream(stationary_run):
+    out, _, _ = stationary_run
+    snapshots = sorted(outputs(out, "snapshots"), key=lambda s: s["version"])
+    assert len(snapshots) >= 30
+    late = [s["metrics"] for s in snapshots[10:]]
+    weights = [m["examples"] for m in late]
+    model = np.average([m["logloss"] for m in late], weights=weights)
+    base = np.average([m["baseline_logloss"] for m in late], weights=weights)
+    assert model <= 0.8 * base, (model, base)
+    # The same judgement from the emitted predictions themselves.
+    start_10 = snapshots[9]["window_end"]
+    scored = [p for p in outputs(out, "predictions") if p["label"] is not None and p["event_time"] >= start_10]
+    y = np.array([p["label"] for p in scored], dtype=float)
+    p_model = np.array([p["score"] for p in scored])
+    assert log_loss(y, p_model) <= 0.8 * log_loss(y, np.full(len(y), y.mean()))
+
+
+def test_false_alarms_per_window_within_alpha(stationary_run):
+    out, _, _ = stationary_run
+    windows = len(outputs(out, "snapshots"))
+    drift = outputs(out, "drift")
+    assert len(drift) / windows <= ALPHA, drift
+
+
+def test_every_bad_record_is_accounted_for_by_reason(stationary_run):
+    out, _, corpus = stationary_run
+    dead = outputs(out, "dead_letters")
+    assert Counter(d["reason"] for d in dead) == Counter(reason for _, reason in corpus)
+    assert all(d["detail"] for d in dead)
+    predicted = {p["event_id"] for p in outputs(out, "predictions")}
+    assert not any(i.startswith("bad-") for i in predicted)
+
+
+def test_run_summary_is_written_and_consistent(stationary_run):
+    out, events, corpus = stationary_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["predictions"] == len(events)
+    assert summary["dead_letters"] == len(corpus)
+    assert summary["windows"] == len(outputs(out, "snapshots"))
+
+
+def test_covariate_shift_is_detected_within_two_windows(tmp_path):
+    shift_s = 5400.0
+    spec = StreamSpec(n_events=24_000, n_users=800, duration_s=3 * 3600.0, seed=23,
+                      covariate_shifts=(CovariateShift("amount", shift_s, 1.0),))
+    write_stream(tmp_path / "events.jsonl", spec)
+    run_job(tmp_path / "events.jsonl", tmp_path / "out", "mlflow.enabled=false", f"drift.alpha={ALPHA}")
+    shift_window = window_start(spec.start_ms + int(shift_s * 1000), WINDOW_MS)
+    hits = [d for d in outputs(tmp_path / "out", "drift") if d["kind"] == "feature" and d["name"] == "amount"]
+    assert hits, "no drift event for the shifted feature 'amount'"
+    first = min(d["window_start"] for d in hits if d["window_start"] >= shift_window)
+    assert (first - shift_window) // WINDOW_MS <= 2
+    before = [d for d in outputs(tmp_path / "out", "drift") if d["window_end"] <= shift_window]
+    assert len(before) / (shift_window - window_start(spec.start_ms, WINDOW_MS)) * WINDOW_MS <= ALPHA

@@ -1,0 +1,120 @@
+"""The job against a real MLflow tracking server (sqlite backend, proxied artifacts)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.integration.conftest import outputs, run_job, write_stream
+from udfs.logistic import LogisticModel
+from udfs.pyfunc_model import bucket_columns
+from udfs.stream_generator import StreamSpec
+
+MODEL = "ol-test-model"
+SERVER_START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+           "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + SERVER_START_TIMEOUT_S
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, f"mlflow server exited: {(tmp / 'server.log').read_text()[-3000:]}"
+            assert time.time() < deadline, f"mlflow server not healthy after {SERVER_START_TIMEOUT_S}s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def job_run(mlflow_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mlflow-job")
+    spec = StreamSpec(n_events=12_000, n_users=500, duration_s=3600.0, seed=5)
+    write_stream(tmp / "events.jsonl", spec)
+    run_job(tmp / "events.jsonl", tmp / "out", f"mlflow.tracking_uri={mlflow_server}",
+            "mlflow.experiment=ol-test", f"mlflow.registered_model={MODEL}", "mlflow.register_every_windows=5")
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("ol-test")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0], tmp / "out"
+
+
+def test_run_has_config_params_and_finished(job_run):
+    _, run, _ = job_run
+    assert run.info.status == "FINISHED"
+    assert run.data.params["window.size_ms"] == "300000"
+    assert run.data.params["mlflow.registered_model"] == MODEL
+
+
+def test_per_window_metrics_with_steps(job_run):
+    client, run, out = job_run
+    versions = sorted(s["version"] for s in outputs(out, "snapshots"))
+    assert len(versions) >= 12
+    for name in ("examples", "logloss", "accuracy", "auc", "update_seconds", "drift_detections"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert sorted(m.step for m in history) == versions, name
+
+
+def test_snapshot_artifact_per_window(job_run):
+    client, run, out = job_run
+    files = [a.path for a in client.list_artifacts(run.info.run_id, "snapshots")]
+    assert len(files) == len(outputs(out, "snapshots"))
+    last = files[-1]
+    local = client.download_artifacts(run.info.run_id, last)
+    assert json.loads(Path(local).read_text())["version"] == len(files)
+
+
+def test_champion_is_loadable_and_matches_last_snapshot(job_run, mlflow_server):
+    client, _, out = job_run
+    last = max(outputs(out, "snapshots"), key=lambda s: s["version"])
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.tags["snapshot_version"] == str(last["version"])
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) >= 2  # periodic + final
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(20, len(last["dense_names"])))
+    buckets = rng.integers(0, last["parameters"]["hash_buckets"], size=(20, 2))
+    frame = pd.DataFrame(dense, columns=last["dense_names"])
+    onehot = LogisticModel.from_parameters(last["parameters"]).one_hot(buckets)
+    frame[bucket_columns(onehot.shape[1])] = onehot
+    expected = LogisticModel.from_parameters(last["parameters"]).predict_proba(dense, buckets)
+    np.testing.assert_allclose(np.asarray(model.predict(frame)), expected, rtol=1e-9)

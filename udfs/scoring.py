@@ -1,0 +1,81 @@
+"""Prequential scoring: which snapshot may score an event, and the prediction record.
+
+An event of window ``w`` is scored by the newest snapshot trained only on windows that ended
+at or before ``w`` started; snapshots are indexed by their window end for that lookup.
+
+>>> idx = SnapshotIndex()
+>>> idx.add({"version": 1, "window_end": 600, "parameters": None})
+>>> idx.add({"version": 2, "window_end": 900, "parameters": None})
+>>> idx.serving_for(window_start=600)["version"], idx.serving_for(window_start=300)["version"]
+(1, 0)
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from typing import Any
+
+import numpy as np
+
+from udfs.logistic import LogisticModel
+from udfs.user_features import FeatureRow
+
+_INITIAL = {"version": 0, "window_end": None, "parameters": None}
+
+
+class SnapshotIndex:
+    """Snapshots by window end, plus their decoded models (decoded once, used per event)."""
+
+    def __init__(self, initial: dict[str, Any] | None = None) -> None:
+        self.initial = initial or _INITIAL
+        self.ends: list[int] = []
+        self.snapshots: dict[int, dict[str, Any]] = {}
+        self.models: dict[int, LogisticModel] = {}
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        end = snapshot["window_end"]
+        if end not in self.snapshots:
+            bisect.insort(self.ends, end)
+        self.snapshots[end] = snapshot
+        self.models.pop(snapshot["version"], None)
+
+    def serving_for(self, window_start: int) -> dict[str, Any]:
+        i = bisect.bisect_right(self.ends, window_start)
+        return self.snapshots[self.ends[i - 1]] if i else self.initial
+
+    def model(self, snapshot: dict[str, Any]) -> LogisticModel | None:
+        if snapshot["parameters"] is None:
+            return None
+        version = snapshot["version"]
+        if version not in self.models:
+            self.models[version] = LogisticModel.from_parameters(snapshot["parameters"])
+        return self.models[version]
+
+    def prune(self, keep: int) -> list[int]:
+        """Drop all but the newest ``keep`` snapshots; returns the dropped window ends."""
+        dropped, self.ends = self.ends[:-keep], self.ends[-keep:]
+        for end in dropped:
+            self.models.pop(self.snapshots.pop(end)["version"], None)
+        return dropped
+
+
+def score(row: FeatureRow, snapshot: dict[str, Any], model: LogisticModel | None) -> float:
+    """Probability of a positive label; the untrained model says 0.5."""
+    if model is None:
+        return 0.5
+    dense = np.array([row.dense], dtype=float)
+    buckets = np.array([row.buckets], dtype=np.int64).reshape(1, len(row.buckets))
+    return float(model.predict_proba(dense, buckets)[0])
+
+
+def prediction_json(row: FeatureRow, probability: float, model_version: int) -> str:
+    return json.dumps({
+        "event_id": row.event_id,
+        "user_id": row.user_id,
+        "event_time": row.event_time,
+        "score": probability,
+        "prediction": int(probability >= 0.5),
+        "model_version": model_version,
+        "label": row.label,
+    })
