@@ -73,7 +73,7 @@ class SourceSettings(_Section):
     @model_validator(mode="after")
     def _file_needs_path(self) -> SourceSettings:
         if self.kind == "file" and not self.path:
-            raise ValueError("path: required when source.kind is 'file' (or pass --input FILE_OR_DIR)")
+            raise ValueError("source.path: required when source.kind is 'file' (or pass --input FILE_OR_DIR)")
         return self
 
 
@@ -99,7 +99,7 @@ class FeatureSettings(_Section):
         names = list(self.numeric) + list(self.categorical)
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"numeric/categorical: feature names listed twice: {dupes}")
+            raise ValueError(f"features.numeric/features.categorical: feature names listed twice: {dupes}")
         return self
 
 
@@ -202,6 +202,9 @@ def _format_errors(err: ValidationError) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
+        if e["type"] == "value_error":  # our validators already name the full key
+            lines.append(msg.removeprefix("Value error, "))
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key (extra inputs are not permitted); check spelling against conf/local.yaml"
         lines.append(f"{key}: {msg}" if key else msg)

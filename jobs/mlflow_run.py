@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from mlflow.entities import Param, RunStatus
 from mlflow.tracking import MlflowClient
 
 from conf.settings import Settings
+from udfs.mlflow_reporter import MlflowReporter
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -18,7 +20,7 @@ def tracking_uri(settings: Settings) -> str:
 def ui_command(settings: Settings) -> str:
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {uri} --port 5000"
+        return f"{sys.executable} -m mlflow ui --backend-store-uri {uri} --port 5000"
     return f"open {uri} in a browser"
 
 
@@ -42,6 +44,13 @@ def start_run(settings: Settings) -> str:
 def finish_run(settings: Settings, run_id: str, succeeded: bool) -> None:
     status = RunStatus.to_string(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
     MlflowClient(tracking_uri(settings)).set_terminated(run_id, status)
+
+
+def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:
+    """After a bounded run: make sure every window and the final champion reached MLflow."""
+    m = settings.mlflow
+    reporter = MlflowReporter(tracking_uri(settings), run_id, m.registered_model, m.register_every_windows, 1)
+    return reporter.reconcile(snapshots)
 
 
 def summary_artifact(settings: Settings, run_id: str, summary_file: Path) -> None:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
-from jobs.run_summary import format_summary, summarize  # noqa: E402
+from jobs.run_summary import format_summary, read_jsonl_dir, summarize  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 
 
@@ -82,19 +82,22 @@ def run(settings: Settings) -> dict:
     print(f"running job '{settings.job.name}' on the local MiniCluster (parallelism {settings.job.parallelism})",
           flush=True)
     started = time.time()
-    succeeded = False
     try:
         env.execute(settings.job.name)
-        succeeded = True
-    finally:
+    except BaseException:
         if run_id:
-            mlflow_run.finish_run(settings, run_id, succeeded)
+            mlflow_run.finish_run(settings, run_id, succeeded=False)
+        raise
     summary = summarize(out)
     summary["elapsed_s"] = round(time.time() - started, 1)
     summary["mlflow_run_id"] = run_id
+    if run_id:
+        snapshots = sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
+        summary["mlflow_windows_logged_after_job"] = mlflow_run.reconcile(settings, run_id, snapshots)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if run_id:
         mlflow_run.summary_artifact(settings, run_id, out / "summary.json")
+        mlflow_run.finish_run(settings, run_id, succeeded=True)
     return summary
 
 

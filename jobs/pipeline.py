@@ -25,8 +25,9 @@ from operators.mlflow_reporting import ReportToMlflow
 from operators.parse_events import EventTimeAssigner, ParseEvents
 from operators.predictor import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
-from operators.user_features import UserFeatures, make_extractor
+from operators.user_features import UserFeatures
 from operators.window_trainer import TrainOnWindows
+from udfs.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
 
     rows = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features").name("user-features")
-    dense_names = make_extractor(settings).dense_names
+    dense_names = UserFeatureExtractor.from_settings(settings).dense_names
     trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1)

@@ -69,7 +69,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     overall = summary["all_windows"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     lines = [
-        f"predictions      {summary['predictions']}",
+        f"events           {summary['predictions'] + summary['dead_letters']} read, "
+        f"{summary['predictions']} valid and scored (one prediction each)",
         f"windows          {summary['windows']} (model versions 1..{summary['latest_model_version']})",
         f"logloss          {fmt(overall['logloss'])} prequential, base-rate predictor {fmt(overall['baseline_logloss'])}",
         f"  windows {LATE_WINDOW_FROM}+     {fmt(late['logloss'])} vs base rate {fmt(late['baseline_logloss'])}",

@@ -9,7 +9,7 @@ from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
 from conf.settings import Settings
 from operators.tags import DEAD_LETTERS
-from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, parse_time
+from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, late_event
 
 
 class ParseEvents(ProcessFunction):
@@ -17,12 +17,7 @@ class ParseEvents(ProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        v, f = self.settings.validation, self.settings.features
-        self.validator = EventValidator(
-            numeric=f.numeric, categorical=f.categorical,
-            min_event_time=parse_time(v.min_event_time), max_event_time=parse_time(v.max_event_time),
-            max_record_bytes=v.max_record_bytes, max_id_length=v.max_id_length,
-        )
+        self.validator = EventValidator.from_settings(self.settings)
         self.lateness = LatenessGuard(self.settings.source.max_out_of_orderness_ms)
 
     def process_element(self, raw: str, ctx: ProcessFunction.Context) -> Iterator:
@@ -30,8 +25,7 @@ class ParseEvents(ProcessFunction):
         if isinstance(result, DeadLetter):
             yield DEAD_LETTERS, result.to_json()
         elif self.lateness.is_late(result.event_time):
-            detail = f"event_time {result.event_time} is older than the newest event minus source.max_out_of_orderness_ms"
-            yield DEAD_LETTERS, DeadLetter("late_event", detail, raw).to_json()
+            yield DEAD_LETTERS, late_event(raw, result, self.lateness.bound).to_json()
         else:
             yield result
 

@@ -13,22 +13,12 @@ from udfs.events import Event
 from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
 
 
-def make_extractor(settings: Settings) -> UserFeatureExtractor:
-    f = settings.features
-    return UserFeatureExtractor(
-        numeric=f.numeric, categorical=f.categorical, hash_buckets=f.hash_buckets,
-        velocity_half_life_s=f.velocity_half_life_s, positive_rate_prior=f.positive_rate_prior,
-        positive_rate_prior_strength=f.positive_rate_prior_strength, zscore_clip=f.zscore_clip,
-        max_items_per_user=f.max_items_per_user,
-    )
-
-
 class UserFeatures(KeyedProcessFunction):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.extractor = make_extractor(self.settings)
+        self.extractor = UserFeatureExtractor.from_settings(self.settings)
         self.user = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, event: Event, ctx: KeyedProcessFunction.Context) -> Iterator[FeatureRow]:

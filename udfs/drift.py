@@ -98,7 +98,11 @@ class KSDriftDetector:
     def _ks(self, name: str, values: np.ndarray) -> tuple[float, float]:
         alternative = self.alternatives.get(name, "two-sided")
         # scipy's 'less' means: the first sample's CDF lies below, i.e. its values are larger.
-        result = ks_2samp(values, self.references[name], alternative="less" if alternative == "greater" else "two-sided")
+        reference = self.references[name]
+        # The exact p-value is slow and may not converge for large samples; asymptotic is accurate there.
+        method = "exact" if len(values) * len(reference) <= 10_000 else "asymp"
+        result = ks_2samp(values, reference, alternative="less" if alternative == "greater" else "two-sided",
+                          method=method)
         return float(result.statistic), float(result.pvalue)
 
     def _extend_reference(self, name: str, values: np.ndarray) -> None:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
 
 
 class Event(NamedTuple):
@@ -83,6 +86,13 @@ class EventValidator:
         self.max_event_time = max_event_time
         self.max_record_bytes = max_record_bytes
         self.max_id_length = max_id_length
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventValidator:
+        v, f = settings.validation, settings.features
+        return cls(numeric=f.numeric, categorical=f.categorical, min_event_time=parse_time(v.min_event_time),
+                   max_event_time=parse_time(v.max_event_time), max_record_bytes=v.max_record_bytes,
+                   max_id_length=v.max_id_length)
 
     def parse(self, raw: str | bytes) -> Event | DeadLetter:
         if isinstance(raw, bytes):
@@ -161,6 +171,12 @@ class _Invalid(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+def late_event(raw: str, event: Event, max_out_of_orderness_ms: int) -> DeadLetter:
+    detail = (f"event_time {event.event_time} is more than source.max_out_of_orderness_ms="
+              f"{max_out_of_orderness_ms} older than the newest event seen")
+    return DeadLetter("late_event", detail, raw)
 
 
 class LatenessGuard:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import mlflow
 from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from udfs.pyfunc_model import SNAPSHOT_ARTIFACT, SnapshotModel
@@ -127,6 +128,27 @@ class MlflowReporter:
         _retry(lambda: self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS,
                                                               model_version.version), "champion alias")
         self.last_registered_version = version
+
+    def reconcile(self, snapshots: list[dict[str, Any]]) -> int:
+        """Log what the streaming path did not get to (a worker stopped mid-flush, an outage).
+
+        Returns how many windows were logged here; registers the newest snapshot as champion
+        unless that already happened.
+        """
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, "window_end")}
+        missing = [s for s in snapshots if s["version"] not in logged]
+        for snapshot in missing:
+            self.log_window(snapshot)
+        if snapshots and self._champion_version() != snapshots[-1]["version"]:
+            self.register(snapshots[-1])
+        return len(missing)
+
+    def _champion_version(self) -> int | None:
+        try:
+            champion = self.client.get_model_version_by_alias(self.registered_model, CHAMPION_ALIAS)
+        except MlflowException:
+            return None
+        return int(champion.tags.get("snapshot_version", -1))
 
     def _create_model(self) -> None:
         if not self.client.search_registered_models(f"name = '{self.registered_model}'"):

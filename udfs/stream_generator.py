@@ -124,7 +124,7 @@ def generate_events(spec: StreamSpec) -> Iterator[dict[str, Any]]:
     iso = feat_rng.random(n) < spec.iso_time_fraction
     jitter = feat_rng.integers(0, spec.max_out_of_order_ms + 1, n)
 
-    logit = _hidden_logit(spec, times, latent, noise, cats, cat_values, returning, propensity[users], label_rng)
+    logit = _hidden_logit(spec, times, latent, noise, cats, cat_values, returning, propensity[users])
     labels = (label_rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
 
     # Emission order: sort by time + jitter; an event is never emitted after one more than
@@ -147,7 +147,7 @@ def generate_events(spec: StreamSpec) -> Iterator[dict[str, Any]]:
 
 def _hidden_logit(spec: StreamSpec, times: np.ndarray, latent: np.ndarray, noise: np.ndarray,
                   cats: dict[str, np.ndarray], cat_values: dict[str, list[str]], returning: np.ndarray,
-                  propensity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+                  propensity: np.ndarray) -> np.ndarray:
     """Label logit: global feature effects + deviation from the user's own habits + propensity."""
     def concept(seed_part: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         r = np.random.default_rng([spec.seed, 3, seed_part])
@@ -166,17 +166,24 @@ def _hidden_logit(spec: StreamSpec, times: np.ndarray, latent: np.ndarray, noise
             s = s + effects[name][idx]
         return s
 
-    s = score(0)
+    def logit(part: int) -> np.ndarray:
+        raw = spec.signal * score(part) + 1.2 * propensity
+        return raw + _intercept(raw, spec.base_rate)
+
+    result = logit(0)
     if spec.concept_drift_at_s is not None:
         after = times >= spec.start_ms + spec.concept_drift_at_s * 1000.0
-        s = np.where(after, score(1), s)
-    raw = spec.signal * s + 1.2 * propensity
-    # Intercept chosen so that the average probability is close to base_rate.
+        result = np.where(after, logit(1), result)
+    return result
+
+
+def _intercept(raw: np.ndarray, base_rate: float) -> float:
+    """Bisection for the intercept that makes the mean probability equal ``base_rate``."""
     lo, hi = -20.0, 20.0
     for _ in range(50):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if np.mean(1 / (1 + np.exp(-(raw + mid)))) < spec.base_rate else (lo, mid)
-    return raw + (lo + hi) / 2
+        lo, hi = (mid, hi) if np.mean(1 / (1 + np.exp(-(raw + mid)))) < base_rate else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _iso(t_ms: int) -> str:

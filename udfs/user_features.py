@@ -19,9 +19,12 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from udfs.events import Event
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
 
 
 class FeatureRow(NamedTuple):
@@ -85,6 +88,14 @@ class UserFeatureExtractor:
                "user_velocity_log", "user_positive_rate", "user_item_affinity"]
             + [f"{name}_user_z" for name in numeric]
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UserFeatureExtractor:
+        f = settings.features
+        return cls(numeric=f.numeric, categorical=f.categorical, hash_buckets=f.hash_buckets,
+                   velocity_half_life_s=f.velocity_half_life_s, positive_rate_prior=f.positive_rate_prior,
+                   positive_rate_prior_strength=f.positive_rate_prior_strength, zscore_clip=f.zscore_clip,
+                   max_items_per_user=f.max_items_per_user)
 
     def featurize(self, state: UserState, event: Event) -> FeatureRow:
         """Features of ``event`` from ``state``, then ``state`` absorbs the event (mutated in place)."""

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conf.settings import load_settings
 from tests.integration.conftest import outputs, run_job, write_stream
-from udfs.events import parse_time, window_start
+from udfs.events import window_start
+from udfs.library_mode import run_library
 from udfs.metrics import log_loss
 from udfs.stream_generator import CovariateShift, StreamSpec
 
@@ -128,3 +130,16 @@ def test_covariate_shift_is_detected_within_two_windows(tmp_path):
     assert (first - shift_window) // WINDOW_MS <= 2
     before = [d for d in outputs(tmp_path / "out", "drift") if d["window_end"] <= shift_window]
     assert len(before) / (shift_window - window_start(spec.start_ms, WINDOW_MS)) * WINDOW_MS <= ALPHA
+
+
+def test_flink_job_matches_library_mode_exactly(stationary_run):
+    """The Flink graph and the plain-Python loop share udfs/: same scores, same versions."""
+    out, _, _ = stationary_run
+    lines = (out.parent / "events.jsonl").read_text().splitlines()
+    library = run_library(load_settings(overrides=[f"drift.alpha={ALPHA}"]), lines)
+    expected = {p["event_id"]: (p["model_version"], p["score"]) for p in map(json.loads, library.predictions)}
+    actual = {p["event_id"]: (p["model_version"], p["score"]) for p in outputs(out, "predictions")}
+    assert actual.keys() == expected.keys()
+    assert all(actual[k][0] == expected[k][0] and abs(actual[k][1] - expected[k][1]) < 1e-9 for k in expected)
+    final = max(outputs(out, "snapshots"), key=lambda s: s["version"])
+    np.testing.assert_allclose(final["parameters"]["weights"], library.snapshots[-1]["parameters"]["weights"], atol=1e-9)

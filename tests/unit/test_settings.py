@@ -1,0 +1,45 @@
+import pytest
+
+from conf.settings import DEFAULT_CONFIG, SettingsError, load_settings
+from jobs.online_learning import main
+
+
+def test_default_file_is_valid_and_matches_the_embedded_default():
+    cfg = load_settings(DEFAULT_CONFIG)
+    assert cfg.source.kind == "generator" and cfg.window.size_ms == 300_000
+    assert cfg.source.generator.events >= 100_000 and cfg.source.generator.duration_s >= 7200
+
+
+def test_overrides_are_typed():
+    cfg = load_settings(DEFAULT_CONFIG, ["model.epochs=5", "drift.features=[amount, price]", "mlflow.enabled=false"])
+    assert cfg.model.epochs == 5 and cfg.drift_features == ("amount", "price") and not cfg.mlflow.enabled
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.learning_rate=-1", "model.learning_rate"),
+    ("model.optimiser=adam", "model.optimiser"),
+    ("window.size_ms=abc", "window.size_ms"),
+    ("drift.correction=fdr", "drift.correction"),
+    ("drift.features=[nope]", "drift.features"),
+    ("source.kind=file", "source.path"),
+])
+def test_errors_name_the_bad_key(override, key):
+    with pytest.raises(SettingsError) as err:
+        load_settings(DEFAULT_CONFIG, [override])
+    assert key in str(err.value) and str(DEFAULT_CONFIG) in str(err.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(bad)
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_cli_exits_2_with_the_key_on_bad_config(capsys):
+    assert main(["--set", "model.epochs=0"]) == 2
+    assert "model.epochs" in capsys.readouterr().err
+    assert main(["--input", "/no/such/file.jsonl"]) == 2
+    assert "--input" in capsys.readouterr().err
