@@ -63,8 +63,32 @@ class GeneratorSettings(_Section):
     covariate_shifts: tuple[CovariateShiftSettings, ...] = ()
 
 
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topics: tuple[str, ...] = ("interactions",)
+    group_id: str = "online-learning"
+    starting_offsets: Literal["earliest", "latest", "committed", "timestamp"] = "earliest"
+    starting_timestamp_ms: int | None = None
+    stopping_offsets: dict[str, int] | None = None  # {"topic:partition": offset}: replay a fixed range, then finish
+    predictions_topic: str = "predictions"
+    dead_letters_topic: str = "dead-letters"
+    drift_topic: str = "drift-events"
+    delivery_guarantee: Literal["at-least-once", "exactly-once", "none"] = "at-least-once"
+    transactional_id_prefix: str = "online-learning"
+
+    @model_validator(mode="after")
+    def _timestamp_needs_value(self) -> KafkaSettings:
+        if self.starting_offsets == "timestamp" and self.starting_timestamp_ms is None:
+            raise ValueError("kafka.starting_timestamp_ms: required when kafka.starting_offsets is 'timestamp'")
+        for key in self.stopping_offsets or {}:
+            topic, _, partition = key.rpartition(":")
+            if not topic or not partition.isdigit():
+                raise ValueError(f"kafka.stopping_offsets: key {key!r} must look like 'topic:partition'")
+        return self
+
+
 class SourceSettings(_Section):
-    kind: Literal["generator", "file"] = "generator"
+    kind: Literal["generator", "file", "kafka"] = "generator"
     path: str | None = None
     generator: GeneratorSettings = GeneratorSettings()
     max_out_of_orderness_ms: int = Field(5_000, ge=0)
@@ -142,12 +166,14 @@ class MlflowSettings(_Section):
 
 
 class OutputSettings(_Section):
+    kind: Literal["files", "kafka"] = "files"  # kafka: predictions, dead letters, drift to kafka.*_topic
     path: str = "out"
 
 
 class Settings(_Section):
     job: JobSettings = JobSettings()
     source: SourceSettings = SourceSettings()
+    kafka: KafkaSettings = KafkaSettings()
     validation: ValidationSettings = ValidationSettings()
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()

@@ -47,6 +47,8 @@ def load(args: argparse.Namespace) -> Settings:
 
 def prepare_input(settings: Settings) -> list[str]:
     """Paths for the file source; the generator writes its stream to a file first."""
+    if settings.source.kind == "kafka":
+        return []
     if settings.source.kind == "file":
         return [str(Path(settings.source.path).resolve())]
     g = settings.source.generator
@@ -79,8 +81,8 @@ def run(settings: Settings) -> dict:
     target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
     env = create_environment(settings)
     build_pipeline(env, settings, inputs, target)
-    print(f"running job '{settings.job.name}' on the local MiniCluster (parallelism {settings.job.parallelism})",
-          flush=True)
+    source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
+    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
     started = time.time()
     try:
         env.execute(settings.job.name)

@@ -3,8 +3,11 @@
                        +--> key_by(const) -> TrainOnWindows --snapshots--+--> MLflow -> snapshots/
     lines -> Parse -> key_by(user) -> UserFeatures                        | broadcast
                        +--> key_by(user) -> ScoreEvents <----------------+
-                                              +--> predictions/
-    dead letters (parse, late) -> dead_letters/     drift events (trainer) -> drift/
+                                              +--> predictions
+    dead letters (parse, late) -> dead letters      drift events (trainer) -> drift
+
+Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or Kafka
+topics; snapshots always go to files (and MLflow).
 
 Every stateful operator has a stable uid so that savepoints survive code changes.
 """
@@ -18,9 +21,11 @@ from pathlib import Path
 
 from pyflink.common import Configuration, Duration, Encoder, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors import Sink
 from pyflink.datastream.connectors.file_system import FileSink, FileSource, OutputFileConfig, StreamFormat
 
 from conf.settings import Settings
+from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.mlflow_reporting import ReportToMlflow
 from operators.parse_events import EventTimeAssigner, ParseEvents
 from operators.predictor import SNAPSHOTS, ScoreEvents
@@ -57,7 +62,20 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     for package in SHIPPED_PACKAGES:  # the Python workers import the functions from these
         env.add_python_file(str(PROJECT_ROOT / package))
     env.enable_checkpointing(job.checkpoint_interval_ms)
+    if uses_kafka(settings):
+        env.add_jars(*(jar.as_uri() for jar in kafka_jars()))
     return env
+
+
+def uses_kafka(settings: Settings) -> bool:
+    return settings.source.kind == "kafka" or settings.output.kind == "kafka"
+
+
+def _sink(settings: Settings, name: str, topic: str | None = None) -> Sink:
+    """Kafka topic when ``output.kind`` is kafka and the output has a topic, else JSONL files."""
+    if topic is not None and settings.output.kind == "kafka":
+        return kafka_sink(settings.kafka, topic)
+    return _file_sink(settings.output_dir(), name)
 
 
 def _file_sink(root: Path, name: str) -> FileSink:
@@ -68,8 +86,10 @@ def _file_sink(root: Path, name: str) -> FileSink:
 
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
                    mlflow_target: MlflowTarget | None) -> None:
-    out = settings.output_dir()
-    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *input_paths).build()
+    if settings.source.kind == "kafka":
+        source = kafka_source(settings.kafka)
+    else:
+        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *input_paths).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions").uid("source")
     parsed = lines.process(ParseEvents(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("parse").name("parse")
     watermarks = WatermarkStrategy \
@@ -88,10 +108,12 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .connect(trained.broadcast(SNAPSHOTS)) \
         .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor")
 
-    predictions.sink_to(_file_sink(out, "predictions")).uid("predictions-sink")
-    parsed.get_side_output(DEAD_LETTERS).sink_to(_file_sink(out, "dead_letters")).uid("dead-letters-sink")
-    trained.get_side_output(DRIFT_EVENTS).sink_to(_file_sink(out, "drift")).uid("drift-sink")
-    _snapshot_json(trained, settings, mlflow_target).sink_to(_file_sink(out, "snapshots")).uid("snapshots-sink")
+    k = settings.kafka
+    predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")
+    parsed.get_side_output(DEAD_LETTERS).sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)) \
+        .uid("dead-letters-sink")
+    trained.get_side_output(DRIFT_EVENTS).sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
+    _snapshot_json(trained, settings, mlflow_target).sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")
 
 
 def _snapshot_json(trained: DataStream, settings: Settings, target: MlflowTarget | None) -> DataStream:

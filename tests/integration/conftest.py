@@ -18,9 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
 
 
-def run_job(input_file: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+def run_job(input_file: Path | None, out: Path, *overrides: str) -> subprocess.CompletedProcess:
     """The job exactly as a user starts it; fails the test with the job's own output on error."""
-    cmd = [sys.executable, "-m", "jobs.online_learning", "--input", str(input_file), "--output", str(out)]
+    cmd = [sys.executable, "-m", "jobs.online_learning", "--output", str(out)]
+    if input_file is not None:
+        cmd += ["--input", str(input_file)]
     for item in overrides:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)

@@ -1,0 +1,76 @@
+"""Kafka source and sinks, built from ``settings.kafka`` with Flink's official connector.
+
+The connector jars are not part of PyFlink; ``scripts/fetch_deps.py`` puts them in
+``.cache/deps/jars`` (flink-connector-kafka 4.0.1-2.0 with its kafka-clients), and they reach
+the MiniCluster through ``pipeline.jars`` (``--jarfile`` for ``flink run``).
+"""
+
+from __future__ import annotations
+
+from pyflink.common import SimpleStringSchema
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_java_class
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
+
+from conf.settings import KafkaSettings
+from scripts.fetch_deps import kafka_jars
+
+__all__ = ["kafka_jars", "kafka_source", "kafka_sink"]
+
+_GUARANTEES = {"at-least-once": DeliveryGuarantee.AT_LEAST_ONCE, "exactly-once": DeliveryGuarantee.EXACTLY_ONCE,
+               "none": DeliveryGuarantee.NONE}
+
+
+def _starting(k: KafkaSettings) -> KafkaOffsetsInitializer:
+    if k.starting_offsets == "earliest":
+        return KafkaOffsetsInitializer.earliest()
+    if k.starting_offsets == "latest":
+        return KafkaOffsetsInitializer.latest()
+    if k.starting_offsets == "committed":
+        return KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+    return KafkaOffsetsInitializer.timestamp(k.starting_timestamp_ms)
+
+
+def kafka_source(k: KafkaSettings) -> KafkaSource:
+    builder = KafkaSource.builder() \
+        .set_bootstrap_servers(k.bootstrap_servers) \
+        .set_topics(*k.topics) \
+        .set_group_id(k.group_id) \
+        .set_starting_offsets(_starting(k)) \
+        .set_value_only_deserializer(SimpleStringSchema())
+    if k.stopping_offsets:
+        builder = builder.set_bounded(_fixed_offsets(k.stopping_offsets))
+    return builder.build()
+
+
+def _fixed_offsets(offsets: dict[str, int]) -> KafkaOffsetsInitializer:
+    """PyFlink's ``KafkaOffsetsInitializer.offsets`` names the *shaded* TopicPartition of the SQL
+    fat jar; with the plain connector + kafka-clients jars the class is unshaded, so build it here."""
+    jvm = get_gateway().jvm
+    j_map = jvm.org.apache.flink.python.util.HashMapWrapper(None, get_java_class(jvm.Long))  # values as Long
+    for key, offset in offsets.items():
+        topic, _, partition = key.rpartition(":")
+        j_map.put(jvm.org.apache.kafka.common.TopicPartition(topic, int(partition)), offset)
+    initializer = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer
+    return KafkaOffsetsInitializer(initializer.offsets(j_map.asMap()))
+
+
+def kafka_sink(k: KafkaSettings, topic: str) -> KafkaSink:
+    serializer = KafkaRecordSerializationSchema.builder() \
+        .set_topic(topic) \
+        .set_value_serialization_schema(SimpleStringSchema()) \
+        .build()
+    builder = KafkaSink.builder() \
+        .set_bootstrap_servers(k.bootstrap_servers) \
+        .set_record_serializer(serializer) \
+        .set_delivery_guarantee(_GUARANTEES[k.delivery_guarantee])
+    if k.delivery_guarantee == "exactly-once":
+        builder = builder.set_transactional_id_prefix(f"{k.transactional_id_prefix}-{topic}")
+    return builder.build()
