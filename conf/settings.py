@@ -40,6 +40,7 @@ class JobSettings(_Section):
     python_bundle_size: int = Field(1000, ge=1)
     python_bundle_time_ms: int = Field(1000, ge=1)
     checkpoint_interval_ms: int = Field(10_000, ge=100)
+    wait_for_completion: bool = True  # false: submit and return (flink run -d on a cluster)
 
 
 class CovariateShiftSettings(_Section):

@@ -83,6 +83,10 @@ def run(settings: Settings) -> dict:
     build_pipeline(env, settings, inputs, target)
     source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
     print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
+    if not settings.job.wait_for_completion:
+        job_id = env.execute_async(settings.job.name).get_job_id()
+        print(f"submitted; JobID {job_id}; MLflow run {run_id}", flush=True)
+        return {"job_id": str(job_id), "mlflow_run_id": run_id}
     started = time.time()
     try:
         env.execute(settings.job.name)
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = run(settings)
+    if not settings.job.wait_for_completion:
+        return 0
     print(format_summary(summary))
     print(f"outputs          {settings.output_dir()} (finished in {summary['elapsed_s']} s)")
     if settings.mlflow.enabled:

@@ -26,5 +26,5 @@ if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet -e '.[dev]'
     touch "$STAMP"
 fi
-.venv/bin/python scripts/fetch_deps.py 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python scripts/fetch_deps.py
 echo "[bootstrap] ready: .venv ($(.venv/bin/python -c 'import pyflink.version as v; print("apache-flink", v.__version__)'))"

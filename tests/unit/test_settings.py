@@ -43,3 +43,15 @@ def test_cli_exits_2_with_the_key_on_bad_config(capsys):
     assert "model.epochs" in capsys.readouterr().err
     assert main(["--input", "/no/such/file.jsonl"]) == 2
     assert "--input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", sorted(DEFAULT_CONFIG.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_profile_is_valid(profile):
+    load_settings(profile)
+
+
+def test_kafka_settings_are_checked():
+    with pytest.raises(SettingsError, match="kafka.starting_timestamp_ms"):
+        load_settings(overrides=["kafka.starting_offsets=timestamp"])
+    with pytest.raises(SettingsError, match="kafka.stopping_offsets"):
+        load_settings(overrides=['kafka.stopping_offsets={"no-partition": 5}'])
