@@ -17,6 +17,8 @@ from pathlib import Path
 # `flink run -py jobs/online_learning.py` starts this file as a script: make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pyflink.common import JobClient  # noqa: E402
+
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
@@ -70,6 +72,24 @@ def clear_outputs(out: Path) -> None:
         shutil.rmtree(out / name, ignore_errors=True)
 
 
+def lines_written(folder: Path) -> int:
+    """Lines in committed and in-progress part files: for progress only, not for results."""
+    return sum(part.read_bytes().count(b"\n") for part in folder.rglob("*") if part.is_file())
+
+
+def wait_with_progress(client: JobClient, out: Path, started: float, every_s: float = 10.0) -> None:
+    """Block until the job ends, printing how far it got every ``every_s`` seconds."""
+    last_report = started
+    result = client.get_job_execution_result()
+    while not result.done():
+        time.sleep(0.5)
+        if time.time() - last_report >= every_s:
+            last_report = time.time()
+            print(f"  {last_report - started:5.0f} s: running, {lines_written(out / 'predictions')} predictions and "
+                  f"{lines_written(out / 'snapshots')} model snapshots written so far", flush=True)
+    result.result()  # raises with the job's failure cause
+
+
 def run(settings: Settings) -> dict:
     out = settings.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +109,7 @@ def run(settings: Settings) -> dict:
         return {"job_id": str(job_id), "mlflow_run_id": run_id}
     started = time.time()
     try:
-        env.execute(settings.job.name)
+        wait_with_progress(env.execute_async(settings.job.name), out, started)
     except BaseException:
         if run_id:
             mlflow_run.finish_run(settings, run_id, succeeded=False)

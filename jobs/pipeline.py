@@ -28,6 +28,7 @@ from conf.settings import Settings
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.mlflow_reporting import ReportToMlflow
 from operators.parse_events import EventTimeAssigner, ParseEvents
+from operators.passthrough import constant_prediction
 from operators.predictor import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
 from operators.user_features import UserFeatures
@@ -84,8 +85,9 @@ def _file_sink(root: Path, name: str) -> FileSink:
         .with_output_file_config(config).build()
 
 
-def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
-                   mlflow_target: MlflowTarget | None) -> None:
+def _parsed_events(env: StreamExecutionEnvironment, settings: Settings,
+                   input_paths: list[str]) -> tuple[DataStream, DataStream]:
+    """Source -> parse (dead letters on a side output) -> event-time watermarks."""
     if settings.source.kind == "kafka":
         source = kafka_source(settings.kafka)
     else:
@@ -96,7 +98,22 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .for_bounded_out_of_orderness(Duration.of_millis(settings.source.max_out_of_orderness_ms)) \
         .with_idleness(Duration.of_millis(settings.source.idleness_ms)) \
         .with_timestamp_assigner(EventTimeAssigner())
-    events = parsed.assign_timestamps_and_watermarks(watermarks).uid("event-time")
+    return parsed, parsed.assign_timestamps_and_watermarks(watermarks).uid("event-time")
+
+
+def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str]) -> None:
+    """The platform ceiling for benchmarks: the job's source, parsing and prediction sink with one
+    trivial keyed Python operator in place of features, training and scoring."""
+    parsed, events = _parsed_events(env, settings, input_paths)
+    predictions = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
+        .map(constant_prediction, output_type=Types.STRING()).name("constant-score")
+    predictions.sink_to(_sink(settings, "predictions", settings.kafka.predictions_topic))
+    parsed.get_side_output(DEAD_LETTERS).sink_to(_sink(settings, "dead_letters", settings.kafka.dead_letters_topic))
+
+
+def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
+                   mlflow_target: MlflowTarget | None) -> None:
+    parsed, events = _parsed_events(env, settings, input_paths)
 
     rows = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features").name("user-features")
