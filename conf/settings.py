@@ -41,6 +41,9 @@ class JobSettings(_Section):
     python_bundle_time_ms: int = Field(1000, ge=1)
     checkpoint_interval_ms: int = Field(10_000, ge=100)
     wait_for_completion: bool = True  # false: submit and return (flink run -d on a cluster)
+    # Tests of recovery: the named operator throws once after this many records (per subtask).
+    fail_once_operator: Literal["parse", "user-features", "trainer", "predictor"] = "user-features"
+    fail_once_after_records: int | None = Field(None, ge=1)
 
 
 class CovariateShiftSettings(_Section):

@@ -44,7 +44,10 @@ def load(args: argparse.Namespace) -> Settings:
         overrides += ["source.kind=file", f"source.path={Path(args.input).resolve()}"]
     if args.output:
         overrides.append(f"output.path={args.output}")
-    return load_settings(args.config, overrides)
+    settings = load_settings(args.config, overrides)
+    # Workers run in other folders: they must see the same absolute output path as the client.
+    absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
+    return settings.model_copy(update={"output": absolute})
 
 
 def prepare_input(settings: Settings) -> list[str]:

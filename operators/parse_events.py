@@ -8,6 +8,7 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream.functions import ProcessFunction, RuntimeContext
 
 from conf.settings import Settings
+from operators.fault_injection import FailOnce
 from operators.tags import DEAD_LETTERS
 from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, late_event
 
@@ -19,8 +20,10 @@ class ParseEvents(ProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.validator = EventValidator.from_settings(self.settings)
         self.lateness = LatenessGuard(self.settings.source.max_out_of_orderness_ms)
+        self.fault = FailOnce(self.settings, "parse")
 
     def process_element(self, raw: str, ctx: ProcessFunction.Context) -> Iterator:
+        self.fault.tick()
         result = self.validator.parse(raw)
         if isinstance(result, DeadLetter):
             yield DEAD_LETTERS, result.to_json()

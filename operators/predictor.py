@@ -15,6 +15,7 @@ from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeC
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
 
 from conf.settings import Settings
+from operators.fault_injection import FailOnce
 from udfs.events import window_start
 from udfs.scoring import SnapshotIndex, prediction_json, score
 from udfs.user_features import FeatureRow
@@ -25,13 +26,16 @@ KEEP_SNAPSHOTS = 64
 
 class ScoreEvents(KeyedBroadcastProcessFunction):
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.size = settings.window.size_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
         self.index: SnapshotIndex | None = None
+        self.fault = FailOnce(self.settings, "predictor")
 
     def process_element(self, row: FeatureRow, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
+        self.fault.tick()
         start = window_start(row.event_time, self.size)
         if ctx.timer_service().current_watermark() >= start - 1:
             yield self._score(row, ctx)

@@ -15,6 +15,7 @@ from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from conf.settings import Settings
+from operators.fault_injection import FailOnce
 from operators.tags import DRIFT_EVENTS
 from udfs.events import window_start
 from udfs.user_features import FeatureRow
@@ -31,8 +32,10 @@ class TrainOnWindows(KeyedProcessFunction):
         self.size = self.settings.window.size_ms
         self.buffer = runtime_context.get_list_state(ListStateDescriptor("rows", Types.PICKLED_BYTE_ARRAY()))
         self.state = runtime_context.get_state(ValueStateDescriptor("trainer", Types.PICKLED_BYTE_ARRAY()))
+        self.fault = FailOnce(self.settings, "trainer")
 
     def process_element(self, row: FeatureRow, ctx: KeyedProcessFunction.Context) -> Iterator:
+        self.fault.tick()
         self.buffer.add(row)
         ctx.timer_service().register_event_time_timer(window_start(row.event_time, self.size) + self.size - 1)
         return iter(())

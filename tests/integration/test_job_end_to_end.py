@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from tests.integration.conftest import outputs, run_job, write_stream
@@ -143,3 +144,30 @@ def test_flink_job_matches_library_mode_exactly(stationary_run):
     assert all(actual[k][0] == expected[k][0] and abs(actual[k][1] - expected[k][1]) < 1e-9 for k in expected)
     final = max(outputs(out, "snapshots"), key=lambda s: s["version"])
     np.testing.assert_allclose(final["parameters"]["weights"], library.snapshots[-1]["parameters"]["weights"], atol=1e-9)
+
+
+def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(stationary_run, tmp_path):
+    """An operator throws once after 15,000 records; Flink restores the last checkpoint and replays."""
+    reference, _, _ = stationary_run
+    proc = run_job(reference.parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
+                   "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000",
+                   "job.fail_once_operator=user-features", "job.fail_once_after_records=15000")
+    assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
+
+    recovered = {p["event_id"]: p for p in outputs(tmp_path / "out", "predictions")}
+    assert len(recovered) == len(outputs(tmp_path / "out", "predictions")), "duplicate predictions after recovery"
+    expected = {p["event_id"]: p for p in outputs(reference, "predictions")}
+    assert recovered.keys() == expected.keys()
+    assert all(recovered[k]["model_version"] == expected[k]["model_version"] for k in expected)
+
+    final = lambda out: max(outputs(out, "snapshots"), key=lambda s: s["version"])  # noqa: E731
+    np.testing.assert_allclose(final(tmp_path / "out")["parameters"]["weights"],
+                               final(reference)["parameters"]["weights"], atol=1e-6)
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])[0]
+    by_step: dict[int, set[float]] = {}
+    for metric in client.get_metric_history(run.info.run_id, "logloss"):
+        by_step.setdefault(metric.step, set()).add(round(metric.value, 12))
+    assert sorted(by_step) == [s["version"] for s in sorted(outputs(reference, "snapshots"), key=lambda s: s["version"])]
+    assert all(len(values) == 1 for values in by_step.values()), "a window was logged twice with different values"
