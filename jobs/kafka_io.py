@@ -12,7 +12,6 @@ from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import get_java_class
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
-    KafkaOffsetResetStrategy,
     KafkaOffsetsInitializer,
     KafkaRecordSerializationSchema,
     KafkaSink,
@@ -34,7 +33,10 @@ def _starting(k: KafkaSettings) -> KafkaOffsetsInitializer:
     if k.starting_offsets == "latest":
         return KafkaOffsetsInitializer.latest()
     if k.starting_offsets == "committed":
-        return KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+        # PyFlink names the shaded OffsetResetStrategy of the SQL fat jar; the plain jars have it unshaded.
+        jvm = get_gateway().jvm
+        earliest = jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST
+        return KafkaOffsetsInitializer(_offsets_initializer().committedOffsets(earliest))
     return KafkaOffsetsInitializer.timestamp(k.starting_timestamp_ms)
 
 
@@ -58,8 +60,11 @@ def _fixed_offsets(offsets: dict[str, int]) -> KafkaOffsetsInitializer:
     for key, offset in offsets.items():
         topic, _, partition = key.rpartition(":")
         j_map.put(jvm.org.apache.kafka.common.TopicPartition(topic, int(partition)), offset)
-    initializer = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer
-    return KafkaOffsetsInitializer(initializer.offsets(j_map.asMap()))
+    return KafkaOffsetsInitializer(_offsets_initializer().offsets(j_map.asMap()))
+
+
+def _offsets_initializer():  # noqa: ANN202 - a py4j JavaClass
+    return get_gateway().jvm.org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer
 
 
 def kafka_sink(k: KafkaSettings, topic: str) -> KafkaSink:

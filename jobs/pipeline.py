@@ -36,8 +36,6 @@ from operators.window_trainer import TrainOnWindows
 from udfs.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_PACKAGES = ("conf", "operators", "udfs")
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,6 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     conf.set_string("execution.checkpointing.dir", (settings.output_dir() / "checkpoints").as_uri())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(job.parallelism)
-    for package in SHIPPED_PACKAGES:  # the Python workers import the functions from these
-        env.add_python_file(str(PROJECT_ROOT / package))
     env.enable_checkpointing(job.checkpoint_interval_ms)
     if uses_kafka(settings):
         env.add_jars(*(jar.as_uri() for jar in kafka_jars()))

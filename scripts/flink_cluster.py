@@ -1,62 +1,107 @@
-"""A standalone Flink cluster from the PyFlink distribution, and job submission with `flink run -py`.
+"""A standalone Flink cluster on this machine from the PyFlink distribution, and job submission to any cluster.
 
     python scripts/flink_cluster.py start [--slots 4] [--rest-port 8081]
-    python scripts/flink_cluster.py submit [--rest-address localhost:8081] -- --config conf/kafka-cluster.yaml
-    python scripts/flink_cluster.py jobs | cancel JOB_ID | stop
+    python scripts/flink_cluster.py submit [--py jobs/online_learning.py] [--rest-address HOST:PORT] -- JOB_ARGS...
+    python scripts/flink_cluster.py status | jobs | cancel JOB_ID | stop
 
-`start` writes the project's Flink config to .cache/flink-cluster/conf (a copy of PyFlink's with
-the slots, ports and Python interpreter set) and logs to .cache/flink-cluster/log. `submit`
-works the same against any remote cluster given its REST address: it passes the job's Python
-packages (-pyfs), the Kafka connector jars (--jarfile) and the interpreter (-pyexec/-pyclientexec).
+`start` writes the project's Flink config to .cache/flink-cluster/conf (a copy of PyFlink's conf/
+with the slots, ports and this Python interpreter set), keeps logs and pid files next to it, runs
+the distribution's bin/start-cluster.sh and returns once a TaskManager registered. `submit` runs
+`flink run -d -py`, shipping the project's packages (-pyfs) and the Kafka connector (--jarfile);
+`--rest-address` points it at another cluster (whose workers need this project's dependencies).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tomllib
 import urllib.request
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-# Run as a plain script from anywhere: make the project's packages importable.
+# Runnable as `python scripts/flink_cluster.py` from anywhere: put the repo root (not scripts/) on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.broker import free_port, wait_until  # noqa: E402
+from scripts.broker import free_port, port_open, wait_until  # noqa: E402
 from scripts.fetch_deps import kafka_jars  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".cache" / "flink-cluster"
-STATE = HOME / "cluster.json"
-JOB_FILE = REPO / "jobs" / "online_learning.py"
-PY_PACKAGES = ("conf", "operators", "udfs", "jobs", "scripts")
-START_TIMEOUT_S = 90.0
+CONF_DIR, LOG_DIR, PID_DIR, TMP_DIR = (HOME / name for name in ("conf", "log", "pid", "tmp"))
+SHIP_DIR = HOME / "ship"  # jars and Python packages, bundled for `flink run`
+STATE = HOME / "cluster.json"  # the REST address of the running local cluster
+DEFAULT_JOB = REPO / "jobs" / "online_learning.py"
+DAEMON_CLASSES = {"jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner"}
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+SUBMIT_TIMEOUT_S = 300.0
+CANCEL_TIMEOUT_S = 60.0
 
 
 def flink_home() -> Path:
+    """The Flink distribution inside the installed pyflink package (bin/, conf/, lib/)."""
     import pyflink
     return Path(pyflink.__file__).resolve().parent
 
 
+def project_packages() -> list[Path]:
+    """The project's top-level packages, as pyproject.toml lists them: what the Python workers import."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return [REPO / name for name in pyproject["tool"]["setuptools"]["packages"]]
+
+
 def _env() -> dict[str, str]:
-    env = dict(os.environ, FLINK_CONF_DIR=str(HOME / "conf"), FLINK_LOG_DIR=str(HOME / "log"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # workers start `python`
+    env = dict(os.environ, FLINK_CONF_DIR=str(CONF_DIR), FLINK_LOG_DIR=str(LOG_DIR), FLINK_PID_DIR=str(PID_DIR))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # PyFlink starts `python`
     return env
 
 
-def _rest(path: str, rest: str, method: str = "GET") -> dict:
+def _run(cmd: Sequence[str], what: str, timeout_s: float) -> str:
+    """Runs a distribution script with the project's Flink env; its output, or RuntimeError with it."""
+    try:
+        proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:  # e.g. a job script that waits for its job to end, under `flink run -d`
+        output = ((exc.stdout or b"") + (exc.stderr or b"")).decode(errors="replace")  # bytes, despite text=True
+        raise RuntimeError(f"{what}: still running after {timeout_s:.0f} s, stopped: {' '.join(cmd)}\n"
+                           f"{output[-4000:]}") from None
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{output[-4000:]}")
+    return output
+
+
+def _rest(rest: str, path: str, method: str = "GET") -> dict[str, Any]:
     request = urllib.request.Request(f"http://{rest}{path}", method=method)
-    with urllib.request.urlopen(request, timeout=5) as r:
-        body = r.read()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
     return json.loads(body) if body else {}
 
 
-def _set(tree: dict, dotted: str, value: object) -> None:
+def rest_address(explicit: str | None = None) -> str:
+    """``explicit``, else the local cluster's address from ``start``."""
+    if explicit:
+        return explicit
+    if not STATE.is_file():
+        raise RuntimeError("no local cluster is running: start one with `python scripts/flink_cluster.py start` "
+                           "or pass --rest-address HOST:PORT")
+    return json.loads(STATE.read_text())["rest"]
+
+
+def _set(tree: dict[str, Any], dotted: str, value: object) -> None:
+    """Sets ``a.b.c`` in Flink's nested config.yaml, where a flat key next to a nested one would clash."""
     *parents, leaf = dotted.split(".")
     for part in parents:
         tree = tree.setdefault(part, {})
@@ -64,118 +109,292 @@ def _set(tree: dict, dotted: str, value: object) -> None:
 
 
 def write_conf(slots: int, rest_port: int) -> None:
-    conf = HOME / "conf"
-    shutil.rmtree(conf, ignore_errors=True)
-    shutil.copytree(flink_home() / "conf", conf)
-    tree = yaml.safe_load((conf / "config.yaml").read_text())
+    """PyFlink's conf/ with the project's settings; ports other than REST are free ones, not Flink's fixed 6123."""
+    shutil.rmtree(CONF_DIR, ignore_errors=True)
+    shutil.copytree(flink_home() / "conf", CONF_DIR)
+    config = yaml.safe_load((CONF_DIR / "config.yaml").read_text())
     for key, value in {
-        "taskmanager.numberOfTaskSlots": slots, "rest.port": rest_port, "rest.address": "localhost",
-        "rest.bind-address": "localhost", "jobmanager.rpc.port": free_port(),
-        "taskmanager.memory.process.size": "2048m", "parallelism.default": 1,
+        "taskmanager.numberOfTaskSlots": slots,
+        "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
+        "jobmanager.rpc.port": free_port(),
         "python.executable": sys.executable, "python.client.executable": sys.executable,
+        "env.log.dir": str(LOG_DIR), "env.pid.dir": str(PID_DIR),  # also when bin/ scripts are run by hand
+        "io.tmp.dirs": str(TMP_DIR),  # blobs and spill files: removed by `stop`, even after a kill -9
     }.items():
-        _set(tree, key, value)
-    (conf / "config.yaml").write_text(yaml.safe_dump(tree))
-    (HOME / "log").mkdir(parents=True, exist_ok=True)
+        _set(config, key, value)
+    (CONF_DIR / "config.yaml").write_text(yaml.safe_dump(config))
+    (CONF_DIR / "masters").write_text(f"localhost:{rest_port}\n")
+    for folder in (LOG_DIR, PID_DIR, TMP_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
-def start_cluster(slots: int = 4, rest_port: int | None = None) -> str:
-    """Start a JobManager and a TaskManager; returns the REST address once a TaskManager registered."""
-    rest = f"localhost:{rest_port or free_port()}"
-    write_conf(slots, int(rest.split(":")[1]))
-    subprocess.run([str(flink_home() / "bin" / "start-cluster.sh")], env=_env(), check=True,
-                   stdout=subprocess.DEVNULL)
+def daemon_pids(kind: str | None = None) -> list[int]:
+    """JobManager / TaskManager JVMs of this project's cluster (``kind``: jobmanager, taskmanager, None: both).
+
+    Recognised by their main class and this repo's log dir, so other Flink clusters are left alone.
+    """
+    classes = [DAEMON_CLASSES[kind]] if kind else list(DAEMON_CLASSES.values())
+    # -ww: full command lines, however narrow ps thinks the terminal is (80 columns under pytest)
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [int(line.split(None, 1)[0]) for line in ps.splitlines()
+            if f"-Dlog.file={LOG_DIR}/" in line and any(c in line for c in classes)]
+
+
+def process_tree(pids: list[int]) -> list[int]:
+    """``pids`` and every process below them (the TaskManagers' Python workers)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for pid, ppid in (map(int, line.split()) for line in ps.splitlines()):
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (exited, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.kill(pid, signum)
+
+
+def _kill(pids: list[int], what: str) -> None:
+    """SIGKILL and wait until they are gone."""
+    _signal(pids, signal.SIGKILL)
+    wait_until(lambda: not any(map(alive, pids)), STOP_TIMEOUT_S, f"{what} (pids {pids}) to die")
+
+
+def _log_tail(chars: int = 1500) -> str:
+    return "\n".join(f"--- {log}\n{log.read_text(errors='replace')[-chars:]}" for log in sorted(LOG_DIR.glob("*.log")))
+
+
+def overview(rest: str) -> dict[str, Any] | None:
+    """REST /overview (TaskManagers, slots, jobs), or None while the cluster does not answer."""
+    try:
+        return _rest(rest, "/overview")
+    except OSError:
+        return None
+
+
+def start_cluster(slots: int = 4, rest_port: int = 8081) -> str:
+    """Starts a JobManager and a TaskManager; returns the REST address once the TaskManager registered."""
+    if running := daemon_pids():
+        raise RuntimeError(f"this project's cluster is already running (pids {running}); "
+                           "`python scripts/flink_cluster.py stop` first")
+    if port_open(rest_port, "localhost"):
+        raise RuntimeError(f"REST port {rest_port} is already in use; pick another with --rest-port")
+    rest = f"localhost:{rest_port}"
+    write_conf(slots, rest_port)
+    print(f"[flink_cluster] starting ({slots} slots, config {CONF_DIR}, logs {LOG_DIR})", flush=True)
+    _run([str(flink_home() / "bin" / "start-cluster.sh")], "bin/start-cluster.sh", 60)
     STATE.write_text(json.dumps({"rest": rest}))
 
-    def has_taskmanager() -> bool:
-        try:
-            return _rest("/overview", rest).get("taskmanagers", 0) >= 1
-        except OSError:
-            return False
+    def registered() -> bool:
+        if not daemon_pids("jobmanager"):
+            raise RuntimeError("the JobManager exited")
+        return (overview(rest) or {}).get("taskmanagers", 0) >= 1
 
-    wait_until(has_taskmanager, START_TIMEOUT_S, f"Flink cluster at {rest} (logs: {HOME / 'log'})", 0.5)
+    try:
+        wait_until(registered, START_TIMEOUT_S, f"a TaskManager at http://{rest}", 0.5, progress=True)
+    except (TimeoutError, RuntimeError) as exc:
+        logs = _log_tail()
+        stop_cluster()  # what did start must not outlive the failure
+        raise RuntimeError(f"{exc}; logs:\n{logs}") from None
     return rest
 
 
-def rest_address(explicit: str | None = None) -> str:
-    if explicit:
-        return explicit
-    if not STATE.exists():
-        raise SystemExit("no local cluster started; run `python scripts/flink_cluster.py start` or pass --rest-address")
-    return json.loads(STATE.read_text())["rest"]
-
-
 def stop_cluster() -> None:
-    """Stop the cluster's processes; a TaskManager that was killed and restarted is stopped too."""
-    subprocess.run([str(flink_home() / "bin" / "stop-cluster.sh")], env=_env(), stdout=subprocess.DEVNULL, check=False)
-    for pid in cluster_pids():
-        subprocess.run(["kill", "-9", str(pid)], check=False)
+    """Stops the cluster and leaves no process of it, Python workers included.
+
+    SIGTERM to every JobManager and TaskManager JVM (what bin/stop-cluster.sh sends, but that script
+    stops one TaskManager per line of conf/workers, not one started later), SIGKILL to whatever is left.
+    """
+    jvms = daemon_pids()
+    processes = process_tree(jvms)
+    _signal(jvms, signal.SIGTERM)
+    try:
+        wait_until(lambda: not any(map(alive, processes)), STOP_TIMEOUT_S, "the cluster to stop", 0.5)
+    except TimeoutError:
+        _kill([pid for pid in processes if alive(pid)], "cluster processes")
     STATE.unlink(missing_ok=True)
+    shutil.rmtree(PID_DIR, ignore_errors=True)
+    shutil.rmtree(TMP_DIR, ignore_errors=True)
 
 
-def cluster_pids() -> list[int]:
-    """Processes started with this project's cluster log dir (JobManager, TaskManagers)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    marker = str(HOME / "log")
-    return [int(line.split(None, 1)[0]) for line in out.splitlines() if marker in line and "java" in line]
+def kill_taskmanager() -> list[int]:
+    """SIGKILLs the TaskManagers and their Python workers, as a machine failure would (recovery tests)."""
+    pids = daemon_pids("taskmanager")
+    if not pids:
+        raise RuntimeError("no TaskManager of this project's cluster is running")
+    _kill(process_tree(pids), "TaskManager")
+    return pids
 
 
-def submit(job_args: list[str], rest: str | None = None) -> str:
-    """`flink run -d -py` the job; returns the job id that the client printed."""
+def start_taskmanager() -> None:
+    """Starts one more TaskManager (bin/taskmanager.sh) and waits until it registered."""
+    rest = rest_address()
+    known = {tm["id"] for tm in _rest(rest, "/taskmanagers")["taskmanagers"]}
+    _run([str(flink_home() / "bin" / "taskmanager.sh"), "start"], "bin/taskmanager.sh start", 60)
+    wait_until(lambda: bool({tm["id"] for tm in _rest(rest, "/taskmanagers")["taskmanagers"]} - known),
+               START_TIMEOUT_S, f"a new TaskManager at http://{rest}", 0.5, progress=True)
+
+
+def _cached_zip(entries: dict[str, bytes], prefix: str, suffix: str) -> Path:
+    """Writes ``entries`` once to SHIP_DIR/prefix-<content hash>suffix; the same content reuses that file."""
+    digest = hashlib.sha256()
+    for name, data in entries.items():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    path = SHIP_DIR / f"{prefix}-{digest.hexdigest()[:16]}{suffix}"
+    if not path.is_file():
+        SHIP_DIR.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+            for name, data in entries.items():
+                out.writestr(name, data)
+        os.replace(partial, path)
+    return path
+
+
+def _one_jar(jars: list[Path]) -> Path:
+    """`flink run` ships one --jarfile and silently drops any further one, so several jars become one."""
+    if len(jars) == 1:
+        return jars[0]
+    entries: dict[str, bytes] = {}
+    for jar in jars:
+        with zipfile.ZipFile(jar) as zf:
+            for name in zf.namelist():
+                if name.startswith("META-INF/services/") and not name.endswith("/"):  # ServiceLoader lists: merged
+                    entries[name] = entries.get(name, b"") + zf.read(name).rstrip(b"\n") + b"\n"
+                elif name not in entries:  # else the first jar's wins (manifest, licences)
+                    entries[name] = zf.read(name)
+    return _cached_zip(entries, "jars", ".jar")
+
+
+def _shippable(pyfiles: list[Path]) -> list[Path]:
+    """Package directories go zipped: `-pyfs DIR` would put DIR's contents on the Python path, not DIR.
+
+    Flink unpacks a shipped .zip on the workers and puts its root on their path, so the packages
+    import by name there, as real files.
+    """
+    packages = [p for p in pyfiles if (p / "__init__.py").is_file()]
+    entries = {f"{package.name}/{f.relative_to(package)}": f.read_bytes()
+               for package in packages for f in sorted(package.rglob("*"))
+               if f.is_file() and "__pycache__" not in f.parts}
+    return [p for p in pyfiles if p not in packages] + ([_cached_zip(entries, "packages", ".zip")] if packages else [])
+
+
+def submit(py_file: Path | str = DEFAULT_JOB, job_args: Sequence[str] = (), rest: str | None = None,
+           jars: Sequence[Path | str] | None = None, pyfiles: Sequence[Path | str] | None = None) -> str:
+    """`flink run -d -py` a PyFlink job; returns its job id.
+
+    ``jars`` default to the Kafka connector, ``pyfiles`` to the project's packages; pass [] for none.
+    """
     address = rest_address(rest)
-    cmd = [str(flink_home() / "bin" / "flink"), "run", "-d", "-m", address, "-py", str(JOB_FILE),
-           "-pyexec", sys.executable, "-pyclientexec", sys.executable,
-           "-pyfs", ",".join(str(REPO / p) for p in PY_PACKAGES)]
-    for jar in kafka_jars():
-        cmd += ["--jarfile", str(jar)]
-    cmd += [*job_args, "--set", "job.wait_for_completion=false"]
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=REPO)
-    found = re.search(r"JobID ([0-9a-f]{32})", proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not found:
-        raise RuntimeError(f"flink run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    jar_paths = [Path(j).resolve() for j in (kafka_jars() if jars is None else jars)]
+    py_paths = _shippable([Path(p).resolve() for p in (project_packages() if pyfiles is None else pyfiles)])
+    cmd = [str(flink_home() / "bin" / "flink"), "run", "-d", "-m", address, "-py", str(Path(py_file).resolve()),
+           "-pyexec", sys.executable, "-pyclientexec", sys.executable]
+    if jar_paths:
+        cmd += ["--jarfile", str(_one_jar(jar_paths))]
+    if py_paths:
+        cmd += ["-pyfs", ",".join(map(str, py_paths))]
+    cmd += ["--", *job_args]  # everything after `--` goes to the job, even arguments that look like flink's
+    print(f"[flink_cluster] submitting {py_file} to {address}", flush=True)
+    output = _run(cmd, "flink run", SUBMIT_TIMEOUT_S)
+    found = re.search(r"JobID ([0-9a-f]{32})", output)
+    if not found:
+        raise RuntimeError(f"flink run printed no job id:\n{output[-4000:]}")
     return found.group(1)
 
 
 def job_status(job_id: str, rest: str | None = None) -> str:
-    return _rest(f"/jobs/{job_id}", rest_address(rest))["state"]
+    """The job's state as the REST API reports it: RUNNING, FINISHED, FAILED, CANCELED, ..."""
+    return _rest(rest_address(rest), f"/jobs/{job_id}")["state"]
+
+
+def tasks_running(job_id: str, rest: str | None = None) -> bool:
+    """Whether the job and all its tasks run: a restarting job still reports RUNNING as its own state."""
+    job = _rest(rest_address(rest), f"/jobs/{job_id}")
+    return job["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in job["vertices"])
+
+
+def job_restarts(job_id: str, rest: str | None = None) -> int:
+    """How often the job restarted (after a lost TaskManager, say)."""
+    metrics = _rest(rest_address(rest), f"/jobs/{job_id}/metrics?get=numRestarts")
+    return int(metrics[0]["value"]) if metrics else 0
+
+
+def job_failure(job_id: str, rest: str | None = None) -> str:
+    """The stack trace of the job's latest failure ("" if none): why a job is not RUNNING or FINISHED."""
+    history = _rest(rest_address(rest), f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
+    return history[0]["stacktrace"] if history else ""
 
 
 def cancel(job_id: str, rest: str | None = None) -> None:
+    """Cancels the job and waits until it is CANCELED (or otherwise over)."""
     address = rest_address(rest)
-    _rest(f"/jobs/{job_id}?mode=cancel", address, method="PATCH")
-    wait_until(lambda: job_status(job_id, address) == "CANCELED", 60, f"cancellation of {job_id}", 0.5)
+    _rest(address, f"/jobs/{job_id}?mode=cancel", method="PATCH")
+    wait_until(lambda: job_status(job_id, address) in ("CANCELED", "FINISHED", "FAILED"), CANCEL_TIMEOUT_S,
+               f"job {job_id} to cancel", 0.5)
+
+
+def list_jobs(rest: str | None = None) -> list[dict[str, Any]]:
+    return _rest(rest_address(rest), "/jobs/overview")["jobs"]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("start")
-    s.add_argument("--slots", type=int, default=4)
-    s.add_argument("--rest-port", type=int)
-    sub.add_parser("stop")
-    j = sub.add_parser("jobs")
-    j.add_argument("--rest-address")
-    c = sub.add_parser("cancel")
-    c.add_argument("job_id")
-    c.add_argument("--rest-address")
-    r = sub.add_parser("submit", help="arguments after -- go to the job (e.g. --config, --set)")
-    r.add_argument("--rest-address")
-    r.add_argument("job_args", nargs=argparse.REMAINDER)
+    s = sub.add_parser("start", help="start the local cluster")
+    s.add_argument("--slots", type=int, default=4, help="task slots of the TaskManager (default: %(default)s)")
+    s.add_argument("--rest-port", type=int, default=8081, help="REST API and web UI (default: %(default)s)")
+    sub.add_parser("stop", help="stop the local cluster, leaving no process")
+    sub.add_parser("status", help="the local cluster's processes, TaskManagers and slots")
+    for name, what in (("jobs", "list jobs"), ("cancel", "cancel a job"), ("submit", "flink run -d a PyFlink job")):
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument("--rest-address", help="HOST:PORT of the cluster (default: the local one)")
+    sub.choices["cancel"].add_argument("job_id")
+    r = sub.choices["submit"]
+    r.add_argument("--py", type=Path, default=DEFAULT_JOB, help="job file (default: jobs/online_learning.py)")
+    r.add_argument("--jars", type=Path, nargs="+", help="default: the Kafka connector jars")
+    r.add_argument("--pyfiles", type=Path, nargs="+", help="default: the project's packages")
+    r.add_argument("job_args", nargs="*", metavar="-- JOB_ARGS", help="arguments for the job, after --")
     args = p.parse_args(argv)
-    if args.command == "start":
-        print(f"Flink cluster ready: web UI and REST at http://{start_cluster(args.slots, args.rest_port)}")
-    elif args.command == "stop":
-        stop_cluster()
-        print("Flink cluster stopped")
-    elif args.command == "jobs":
-        for job in _rest("/jobs/overview", rest_address(args.rest_address))["jobs"]:
-            print(job["jid"], job["state"], job["name"])
-    elif args.command == "cancel":
-        cancel(args.job_id, args.rest_address)
-        print(f"job {args.job_id} canceled")
-    else:
-        job_args = [a for a in args.job_args if a != "--"]
-        print(f"submitted job {submit(job_args, args.rest_address)}")
+
+    try:
+        if args.command == "start":
+            rest = start_cluster(args.slots, args.rest_port)
+            print(f"Flink cluster ready: web UI and REST at http://{rest}")
+        elif args.command == "stop":
+            stop_cluster()
+            print("Flink cluster stopped")
+        elif args.command == "status":
+            print(f"processes: { {kind: daemon_pids(kind) for kind in DAEMON_CLASSES} }")
+            rest = rest_address() if STATE.is_file() else None
+            info = overview(rest) if rest else None
+            print(f"REST {rest}: {json.dumps(info)}" if info else "REST: not answering")
+        elif args.command == "jobs":
+            for job in list_jobs(args.rest_address):
+                print(job["jid"], job["state"], job["name"])
+        elif args.command == "cancel":
+            cancel(args.job_id, args.rest_address)
+            print(f"job {args.job_id}: {job_status(args.job_id, args.rest_address)}")
+        else:
+            job_id = submit(args.py, args.job_args, args.rest_address, args.jars, args.pyfiles)
+            print(f"submitted job {job_id}")
+    except (RuntimeError, FileNotFoundError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

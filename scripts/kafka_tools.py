@@ -1,134 +1,186 @@
-"""Kafka tools with kafka-python: create topics, replay events into a topic, tail a topic.
+"""Kafka tools (kafka-python): create topics, replay events into a topic, read a topic back.
 
     python scripts/kafka_tools.py create-topics --bootstrap 127.0.0.1:9092 interactions predictions:2
     python scripts/kafka_tools.py replay --bootstrap 127.0.0.1:9092 --topic interactions --file events.jsonl --rate 2000
     python scripts/kafka_tools.py replay --bootstrap 127.0.0.1:9092 --topic interactions --generate --events 50000
-    python scripts/kafka_tools.py tail --bootstrap 127.0.0.1:9092 --topic predictions --max 10
+    python scripts/kafka_tools.py tail --bootstrap 127.0.0.1:9092 --topic predictions --from-beginning --max 10
+
+Reads never trust a topic's end offset: the test broker (Tansu) under-reports ListOffsets(LATEST),
+so ``consume`` reads from the beginning until the expected count arrived or a deadline passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import NamedTuple
 
-# Run as a plain script from anywhere: make the project's packages importable.
+# Runnable as `python scripts/kafka_tools.py` from anywhere: put the repo root (not scripts/) on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from kafka.errors import TopicAlreadyExistsError  # noqa: E402
 
+from scripts.broker import PROGRESS_EVERY_S  # noqa: E402
 from udfs.stream_generator import StreamSpec, generate_events  # noqa: E402
 
 
+class Record(NamedTuple):
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    timestamp: int
+
+
 def create_topics(bootstrap: str, specs: Iterable[str]) -> None:
-    """``name`` or ``name:partitions``; topics that already exist are left as they are."""
+    """Each spec is ``name`` or ``name:partitions``; topics that already exist are left as they are."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         for spec in specs:
             name, _, partitions = spec.partition(":")
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, int(partitions or 1), 1)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
 
-def _key(line: bytes) -> bytes | None:
+def _key(value: bytes, key_field: str) -> bytes | None:
+    """The event's ``key_field`` when the value is a JSON object that has one, else None."""
     try:
-        user = json.loads(line).get("user_id")
-    except (ValueError, AttributeError):
+        key = json.loads(value).get(key_field)
+    except (ValueError, AttributeError):  # not JSON, or JSON but not an object
         return None
-    return str(user).encode() if user is not None else None
+    return None if key is None else str(key).encode()
 
 
 def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes | str], rate: float = 0.0,
-                 total: int | None = None) -> int:
-    """Produce each line as-is (malformed ones too), keyed by user_id when parseable, at ``rate``/s."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+                 key_field: str = "user_id", total: int | None = None) -> int:
+    """Produces each line as-is (malformed ones too) at ``rate`` lines/s (0: as fast as possible).
+
+    Progress goes to stderr every 10% of ``total`` (default: ``len(lines)`` when it has one) or
+    every few seconds. Returns the number produced; raises if the broker rejected any of them.
+    """
+    if total is None and isinstance(lines, Sized):
+        total = len(lines)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    failures: list[BaseException] = []
     started = last_report = time.monotonic()
+    next_mark = (total or 0) / 10
     count = 0
-    for count, line in enumerate(lines, 1):
-        value = line.encode() if isinstance(line, str) else line
-        producer.send(topic, value=value, key=_key(value))
-        if rate > 0:
-            ahead = count / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-        if time.monotonic() - last_report > 5:
-            last_report = time.monotonic()
-            of = f"/{total}" if total else ""
-            print(f"  produced {count}{of} to {topic} ({count / (last_report - started):.0f}/s)", file=sys.stderr)
-    producer.flush()
-    producer.close()
+    try:
+        for count, line in enumerate(lines, 1):
+            value = line.encode() if isinstance(line, str) else line
+            producer.send(topic, value=value, key=_key(value, key_field)).add_errback(failures.append)
+            now = time.monotonic()
+            if rate > 0 and count / rate > now - started:
+                time.sleep(count / rate - (now - started))
+            since_report = now - last_report
+            if since_report >= PROGRESS_EVERY_S or (total and count >= next_mark and since_report >= 1):
+                of = f"/{total} ({100 * count / total:.0f}%)" if total else ""
+                speed = count / max(now - started, 1e-9)
+                print(f"  {count}{of} to {topic}, {speed:.0f}/s", file=sys.stderr, flush=True)
+                last_report, next_mark = now, count + (total or 0) / 10
+        producer.flush()
+    finally:
+        producer.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {count} records to {topic} failed, first: {failures[0]!r}")
     return count
 
 
-def consume(bootstrap: str, topic: str, expected: int | None, timeout_s: float) -> list[tuple]:
-    """(key, value, partition, offset, timestamp) from the beginning, until ``expected`` or the deadline.
+def records(bootstrap: str, topic: str, timeout_s: float | None, from_beginning: bool = True) -> Iterator[Record]:
+    """Yields the topic's records as they arrive until ``timeout_s`` passed (None: forever).
 
-    Reads by count, not by end offsets: the test broker under-reports its latest offsets.
+    No consumer group: every partition is read, nothing is committed.
     """
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
-    records: list[tuple] = []
-    deadline = time.monotonic() + timeout_s
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest" if from_beginning else "latest")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline and (expected is None or len(records) < expected):
-            for r in consumer:
-                records.append((r.key, r.value, r.partition, r.offset, r.timestamp))
-                if expected is not None and len(records) >= expected:
-                    break
+        while deadline is None or time.monotonic() < deadline:
+            wait_ms = 500 if deadline is None else max(1, min(500, int((deadline - time.monotonic()) * 1000)))
+            for batch in consumer.poll(timeout_ms=wait_ms).values():
+                for r in batch:
+                    yield Record(r.key, r.value, r.partition, r.offset, r.timestamp)
     finally:
         consumer.close()
-    return records
 
 
-def _lines(args: argparse.Namespace) -> Iterator[str]:
-    if args.generate:
-        for event in generate_events(StreamSpec(n_events=args.events, seed=args.seed)):
-            yield json.dumps(event)
-    else:
-        with open(args.file) as f:
-            yield from (line.rstrip("\n") for line in f if line.strip())
+def consume(bootstrap: str, topic: str, expected: int | None, timeout_s: float) -> list[Record]:
+    """Records from the beginning until ``expected`` arrived or ``timeout_s`` passed (None: read till then)."""
+    out: list[Record] = []
+    if expected == 0:
+        return out
+    with contextlib.closing(records(bootstrap, topic, timeout_s)) as stream:  # closes the consumer on break
+        for record in stream:
+            out.append(record)
+            if len(out) == expected:
+                break
+    return out
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as raw bytes without their line ending; empty lines are skipped."""
+    with path.open("rb") as f:
+        for line in f:
+            if line := line.rstrip(b"\r\n"):
+                yield line
+
+
+def _generated_lines(events: int, seed: int) -> Iterator[str]:
+    for event in generate_events(StreamSpec(n_events=events, seed=seed)):
+        yield json.dumps(event, separators=(",", ":"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    defaults = StreamSpec()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("create-topics")
+    c = sub.add_parser("create-topics", help="idempotent")
     c.add_argument("--bootstrap", required=True)
     c.add_argument("topics", nargs="+", metavar="TOPIC[:PARTITIONS]")
-    r = sub.add_parser("replay")
+    r = sub.add_parser("replay", help="produce JSONL lines as-is (key: the JSON's user_id)")
     r.add_argument("--bootstrap", required=True)
     r.add_argument("--topic", required=True)
     source = r.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file")
-    source.add_argument("--generate", action="store_true")
-    r.add_argument("--events", type=int, default=100_000)
-    r.add_argument("--seed", type=int, default=7)
-    r.add_argument("--rate", type=float, default=0.0, help="events per second (0: as fast as possible)")
-    t = sub.add_parser("tail")
+    source.add_argument("--file", type=Path, help="JSONL file")
+    source.add_argument("--generate", action="store_true", help="udfs.stream_generator's stream")
+    r.add_argument("--events", type=int, default=defaults.n_events, help="with --generate (default: %(default)s)")
+    r.add_argument("--seed", type=int, default=defaults.seed, help="with --generate (default: %(default)s)")
+    r.add_argument("--rate", type=float, default=0.0, help="events per second (default 0: as fast as possible)")
+    r.add_argument("--key-field", default="user_id", help="JSON field used as the record key (default: %(default)s)")
+    t = sub.add_parser("tail", help="print values")
     t.add_argument("--bootstrap", required=True)
     t.add_argument("--topic", required=True)
-    t.add_argument("--max", type=int)
-    t.add_argument("--timeout-s", type=float, default=10.0)
+    t.add_argument("--from-beginning", action="store_true",
+                   help="else from the end (which the test broker under-reports: older records may show up)")
+    t.add_argument("--max", type=int, help="stop after this many records")
+    t.add_argument("--timeout-s", type=float, help="stop after this many seconds (default: never)")
     args = p.parse_args(argv)
-    if args.command == "create-topics":
-        create_topics(args.bootstrap, args.topics)
-        print(f"topics ready: {', '.join(args.topics)}")
-    elif args.command == "replay":
-        count = replay_lines(args.bootstrap, args.topic, _lines(args), args.rate,
-                             args.events if args.generate else None)
-        print(f"produced {count} records to {args.topic}")
-    else:
-        for _, value, *_ in consume(args.bootstrap, args.topic, args.max, args.timeout_s):
-            print(value.decode(errors="replace"))
+
+    try:
+        if args.command == "create-topics":
+            create_topics(args.bootstrap, args.topics)
+            print(f"topics ready: {' '.join(args.topics)}")
+        elif args.command == "replay":
+            lines = _generated_lines(args.events, args.seed) if args.generate else _file_lines(args.file)
+            count = replay_lines(args.bootstrap, args.topic, lines, args.rate, args.key_field,
+                                 total=args.events if args.generate else None)
+            print(f"produced {count} records to {args.topic}")
+        else:
+            for shown, record in enumerate(records(args.bootstrap, args.topic, args.timeout_s, args.from_beginning), 1):
+                print(record.value.decode(errors="replace"), flush=True)
+                if shown == args.max:
+                    break
+    except KeyboardInterrupt:  # Ctrl-C: the usual way to end a tail, or a replay early
+        return 130
     return 0
 
 

@@ -1,55 +1,167 @@
-"""Submission to a real standalone Flink cluster with the project's scripts, between Kafka
-topics of a real broker and with a real MLflow server; cancelled and torn down cleanly."""
+"""A real standalone Flink cluster from the PyFlink distribution: start, submit throwaway PyFlink jobs
+with `flink run`, follow them through REST, survive a killed TaskManager, cancel, and stop with no
+process of the cluster left; then the online-learning job itself between Kafka and MLflow."""
 
 from __future__ import annotations
 
 import json
-import time
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
-from scripts.broker import Broker, wait_until
-from scripts.flink_cluster import cluster_pids, cancel, job_status, start_cluster, stop_cluster, submit
+from scripts.broker import Broker, free_port, wait_until
+from scripts.flink_cluster import (
+    LOG_DIR, alive, cancel, daemon_pids, job_failure, job_restarts, job_status, kill_taskmanager, list_jobs, overview,
+    process_tree, start_cluster, start_taskmanager, stop_cluster, submit, tasks_running,
+)
 from scripts.kafka_tools import consume, create_topics, replay_lines
 from udfs.events import parse_time
 from udfs.stream_generator import StreamSpec, generate_events
 
-N_EVENTS = 5_000
+REPO = Path(__file__).resolve().parents[2]
+SLOTS = 2
+
+# `short` tags 100 numbers and finishes; `long` tags an endless sequence, slowly, until cancelled.
+JOB = '''
+import sys
+import time
+
+from pyflink.common import Configuration, Types, WatermarkStrategy
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+
+def tag(x: int) -> str:
+    import tinyhelpers  # not next to this file: only --pyfiles brings it to the Python workers
+    return tinyhelpers.tag(x)
+
+
+def slowly(x: int) -> int:
+    time.sleep(0.01)
+    return x
+
+
+conf = Configuration()
+conf.set_string("restart-strategy.type", "fixed-delay")  # the long job outlives a killed TaskManager
+conf.set_string("restart-strategy.fixed-delay.attempts", "3")
+conf.set_string("restart-strategy.fixed-delay.delay", "1 s")
+env = StreamExecutionEnvironment.get_execution_environment(conf)
+if sys.argv[1] == "short":
+    numbers = env.from_collection(list(range(100)), type_info=Types.LONG())
+else:
+    numbers = env.from_source(NumberSequenceSource(0, 10**12), WatermarkStrategy.no_watermarks(), "numbers") \\
+        .map(slowly, output_type=Types.LONG())
+numbers.map(tag, output_type=Types.STRING()).print()
+env.execute(f"tiny-{sys.argv[1]}")
+'''
+HELPERS = '''
+def tag(x: int) -> str:
+    return f"tiny:{2 * x}"
+'''
+
+
+@pytest.fixture
+def job_files(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "job.py").write_text(JOB)
+    package = tmp_path / "lib" / "tinyhelpers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(HELPERS)
+    return tmp_path / "job.py", package
+
+
+@pytest.fixture
+def cluster() -> Iterator[str]:
+    """The project's local cluster on a free REST port; stopped even when the test fails."""
+    try:
+        yield start_cluster(slots=SLOTS, rest_port=free_port())
+    finally:
+        stop_cluster()
+    assert cluster_java_processes() == [], "cluster processes left behind"
+
+
+def cluster_java_processes() -> list[str]:
+    """Straight from ps, not through the module under test: JVMs logging into the cluster's log dir."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return [line[:200] for line in ps.splitlines() if "java" in line and str(LOG_DIR) in line]
+
+
+def taskmanager_output() -> str:
+    return "".join(out.read_text(errors="replace") for out in LOG_DIR.glob("*taskexecutor*.out"))
+
+
+def test_submit_follow_recover_cancel_and_stop(cluster: str, job_files: tuple[Path, Path]) -> None:
+    job, helpers = job_files
+    info = overview(cluster)
+    assert (info["taskmanagers"], info["slots-total"]) == (1, SLOTS)
+
+    short = submit(job, ["short"], cluster, jars=[], pyfiles=[helpers])
+    wait_until(lambda: job_status(short, cluster) in ("FINISHED", "FAILED"), 120, f"short job {short} to end", 0.5)
+    assert job_status(short, cluster) == "FINISHED", job_failure(short, cluster)
+    assert "tiny:198" in taskmanager_output()  # the Python workers ran the shipped helper
+
+    long = submit(job, ["long"], cluster, pyfiles=[helpers])  # default jars: the Kafka connector, bundled
+    wait_until(lambda: tasks_running(long, cluster), 120, f"long job {long} RUNNING", 0.5)
+    assert job_failure(long, cluster) == ""
+    assert {(j["jid"], j["state"]) for j in list_jobs(cluster)} == {(short, "FINISHED"), (long, "RUNNING")}
+    cli = subprocess.run([sys.executable, "scripts/flink_cluster.py", "jobs", "--rest-address", cluster],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert f"{long} RUNNING tiny-long" in cli.stdout, cli.stdout + cli.stderr
+
+    killed = kill_taskmanager()
+    assert not any(map(alive, killed))
+    start_taskmanager()
+    assert daemon_pids("taskmanager") and set(daemon_pids("taskmanager")).isdisjoint(killed)
+    wait_until(lambda: job_restarts(long, cluster) >= 1 and tasks_running(long, cluster), 180,
+               f"long job {long} restarted on the new TaskManager", 0.5)
+
+    cancel(long, cluster)
+    assert job_status(long, cluster) == "CANCELED"
+
+    processes = process_tree(daemon_pids())
+    assert processes, "no cluster process found before stopping"
+    stop_cluster()
+    assert not [pid for pid in processes if alive(pid)], "cluster processes left behind"
+    assert cluster_java_processes() == []
+
+
 WINDOW_MS = 300_000
 
 
-def test_submit_run_cancel_and_stop_on_a_standalone_cluster(tmp_path, mlflow_server):
-    events = list(generate_events(StreamSpec(n_events=N_EVENTS, n_users=300, duration_s=3600.0, seed=41)))
+def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster: str, tmp_path: Path,
+                                                                        mlflow_server: str) -> None:
+    """The real job, submitted with the project's script and profile: Kafka in and out, MLflow server."""
+    events = list(generate_events(StreamSpec(n_events=5_000, n_users=300, duration_s=3600.0, seed=41)))
     last = max(parse_time(e["event_time"]) for e in events)
-    # An unbounded stream only scores an event once the watermark passes its window's start:
-    # one later event moves it past every real one.
-    heartbeat = {"event_id": "heartbeat", "user_id": "hb", "event_time": last + 2 * WINDOW_MS, "features": {}}
-    try:
-        start_cluster(slots=4)
-        with Broker() as broker:
-            create_topics(broker.bootstrap, ["interactions", "predictions", "dead-letters", "drift-events"])
-            replay_lines(broker.bootstrap, "interactions", [json.dumps(e) for e in events] + [json.dumps(heartbeat)])
-            job_id = submit(["--output", str(tmp_path / "out"),
-                             "--set", "source.kind=kafka", "--set", "output.kind=kafka",
-                             "--set", f"kafka.bootstrap_servers={broker.bootstrap}",
-                             "--set", f"mlflow.tracking_uri={mlflow_server}", "--set", "mlflow.experiment=ol-cluster"])
-            wait_until(lambda: job_status(job_id) == "RUNNING", 60, f"job {job_id} RUNNING", 0.5)
+    # An unbounded stream scores an event once the watermark passes its window's start: one later
+    # event, a minute into its window, moves the watermark past every real one and past its own start.
+    heartbeat_time = last - last % WINDOW_MS + 2 * WINDOW_MS + 60_000
+    heartbeat = {"event_id": "heartbeat", "user_id": "hb", "event_time": heartbeat_time, "features": {}}
+    with Broker() as broker:
+        create_topics(broker.bootstrap, ["interactions", "predictions", "dead-letters", "drift-events"])
+        replay_lines(broker.bootstrap, "interactions", [json.dumps(e) for e in events] + [json.dumps(heartbeat)])
+        job_id = submit(job_args=["--config", str(REPO / "conf" / "kafka-cluster.yaml"),
+                                  "--output", str(tmp_path / "out"),
+                                  "--set", f"kafka.bootstrap_servers={broker.bootstrap}",
+                                  "--set", "kafka.starting_offsets=committed",
+                                  "--set", f"mlflow.tracking_uri={mlflow_server}",
+                                  "--set", "mlflow.experiment=ol-cluster"], rest=cluster)
+        wait_until(lambda: job_status(job_id, cluster) == "RUNNING", 60, f"job {job_id} RUNNING", 0.5)
 
-            predictions = [json.loads(v) for _, v, *_ in consume(broker.bootstrap, "predictions", N_EVENTS, 240)]
-            counts = Counter(p["event_id"] for p in predictions)
-            assert set(counts) == {e["event_id"] for e in events}
-            assert max(counts.values()) == 1
-            assert all(isinstance(p["model_version"], int) for p in predictions)
+        predictions = [json.loads(r[1]) for r in consume(broker.bootstrap, "predictions", len(events) + 1, 240)]
+        counts = Counter(p["event_id"] for p in predictions)
+        assert set(counts) == {e["event_id"] for e in events} | {"heartbeat"}
+        assert max(counts.values()) == 1
+        assert all(isinstance(p["model_version"], int) for p in predictions)
 
-            client = MlflowClient(mlflow_server)
-            run = client.search_runs([client.get_experiment_by_name("ol-cluster").experiment_id])[0]
-            wait_until(lambda: len(client.get_metric_history(run.info.run_id, "logloss")) >= 10, 120,
-                       "per-window metrics in MLflow", 1.0)
+        client = MlflowClient(mlflow_server)
+        run = client.search_runs([client.get_experiment_by_name("ol-cluster").experiment_id])[0]
+        wait_until(lambda: len(client.get_metric_history(run.info.run_id, "logloss")) >= 10, 120,
+                   "per-window metrics in MLflow", 1.0)
 
-            cancel(job_id)
-            assert job_status(job_id) == "CANCELED"
-    finally:
-        stop_cluster()
-    time.sleep(1)
-    assert cluster_pids() == [], "cluster processes left behind"
+        cancel(job_id, cluster)
+        assert job_status(job_id, cluster) == "CANCELED"
