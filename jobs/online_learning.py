@@ -22,7 +22,7 @@ from pyflink.common import JobClient  # noqa: E402
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
-from jobs.run_summary import format_summary, read_jsonl_dir, summarize  # noqa: E402
+from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 
 
@@ -117,11 +117,11 @@ def run(settings: Settings) -> dict:
         if run_id:
             mlflow_run.finish_run(settings, run_id, succeeded=False)
         raise
-    summary = summarize(out)
+    snapshots = read_snapshots(out)
+    summary = summarize(out, snapshots)
     summary["elapsed_s"] = round(time.time() - started, 1)
     summary["mlflow_run_id"] = run_id
     if run_id:
-        snapshots = sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
         summary["mlflow_windows_logged_after_job"] = mlflow_run.reconcile(settings, run_id, snapshots)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if run_id:

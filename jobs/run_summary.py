@@ -23,13 +23,18 @@ def read_jsonl_dir(path: Path) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
 
 
-def summarize(out: Path) -> dict[str, Any]:
+def read_snapshots(out: Path) -> list[dict[str, Any]]:
+    """The run's committed model snapshots, oldest first (by model version)."""
+    return sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
+
+
+def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and quality figures of a finished run; ``snapshots`` as :func:`read_snapshots` gives them."""
     predictions = Counter()
     n_predictions = 0
     for p in read_jsonl_dir(out / "predictions"):
         n_predictions += 1
         predictions[p["model_version"]] += 1
-    snapshots = sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
     dead = Counter(d["reason"] for d in read_jsonl_dir(out / "dead_letters"))
     drift = list(read_jsonl_dir(out / "drift"))
     return {

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from conf.settings import load_settings  # noqa: E402
-from udfs.stream_generator import StreamSpec, generate_events, write_jsonl  # noqa: E402
+from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
 
 
 def _tree_rss_mib(root: int) -> float:
@@ -83,10 +83,10 @@ def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
 
 def worker_full(input_file: str, overrides: list[str]) -> dict:
     from jobs.online_learning import run
-    from jobs.run_summary import read_jsonl_dir
+    from jobs.run_summary import read_snapshots
     settings = load_settings(overrides=["source.kind=file", f"source.path={input_file}", *overrides])
     summary = run(settings)
-    updates = [s["metrics"]["update_seconds"] for s in read_jsonl_dir(settings.output_dir() / "snapshots")]
+    updates = [s["metrics"]["update_seconds"] for s in read_snapshots(settings.output_dir())]
     return {"seconds": summary["elapsed_s"], "predictions": summary["predictions"], "update_seconds": updates}
 
 
@@ -104,7 +104,7 @@ def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
     """Seconds for one window update at each size (same features as the job)."""
     from udfs.user_features import FeatureRow, UserFeatureExtractor
     from udfs.window_trainer import WindowTrainer
-    settings = load_settings(overrides=[f"features.numeric={json.dumps(_numeric_names(n_numeric))}"])
+    settings = load_settings(overrides=[f"features.numeric={json.dumps(numeric_feature_names(n_numeric))}"])
     names = UserFeatureExtractor.from_settings(settings).dense_names
     rng = np.random.default_rng(0)
     results = []
@@ -120,11 +120,6 @@ def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
         results.append({"window_events": size, "seconds": time.perf_counter() - started})
         print(f"  training: {size:>9} events per window -> {results[-1]['seconds']:.2f} s", file=sys.stderr)
     return results
-
-
-def _numeric_names(n: int) -> list[str]:
-    from udfs.stream_generator import numeric_feature_names
-    return numeric_feature_names(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                           duration_s=a.duration_s, seed=1)
         print(f"generating {a.events} events, {a.users} users, {a.numeric + 3} features ...", file=sys.stderr)
         write_jsonl(generate_events(spec), input_file)
-        features = [f"features.numeric={json.dumps(_numeric_names(a.numeric))}"]
+        features = [f"features.numeric={json.dumps(numeric_feature_names(a.numeric))}"]
         figures: dict = {"events": a.events, "users": a.users, "parallelism": a.parallelism}
         for name in ("passthrough", "full", "library"):
             print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -23,8 +23,6 @@ after another event more than ``max_out_of_order_ms`` newer than itself.
 ['event_id', 'event_time', 'features', 'item_id', 'label', 'user_id']
 >>> list(events[0]["features"])[-4:]
 ['scroll_depth', 'device', 'country', 'is_returning']
->>> window_of(1_767_225_903_120, 300_000)
-1767225900000
 """
 
 from __future__ import annotations
@@ -153,11 +151,6 @@ def categorical_feature_names(n_categorical: int) -> list[str]:
     """``device, country``, then ``cat_2``, ``cat_3``... (the bool ``is_returning`` comes on top)."""
     named = list(_NAMED_CATEGORICAL)
     return [named[j] if j < len(named) else f"cat_{j}" for j in range(n_categorical)]
-
-
-def window_of(event_time_ms: int, window_ms: int) -> int:
-    """Start of the tumbling window containing ``event_time_ms`` (windows aligned to the epoch)."""
-    return event_time_ms - event_time_ms % window_ms
 
 
 def generate_events(spec: StreamSpec) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
+from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
 from udfs.events import window_start
 from udfs.library_mode import run_library
@@ -67,7 +68,7 @@ def test_exactly_one_prediction_per_valid_event(stationary_run):
 
 def test_each_event_is_scored_by_the_newest_model_trained_before_its_window(stationary_run):
     out, _, _ = stationary_run
-    snapshots = sorted(outputs(out, "snapshots"), key=lambda s: s["version"])
+    snapshots = read_snapshots(out)
     assert [s["version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
     ends = {s["version"]: s["window_end"] for s in snapshots}
     ends[0] = None
@@ -79,7 +80,7 @@ def test_each_event_is_scored_by_the_newest_model_trained_before_its_window(stat
 
 def test_model_learns_on_a_stationary_stream(stationary_run):
     out, _, _ = stationary_run
-    snapshots = sorted(outputs(out, "snapshots"), key=lambda s: s["version"])
+    snapshots = read_snapshots(out)
     assert len(snapshots) >= 30
     late = [s["metrics"] for s in snapshots[10:]]
     weights = [m["examples"] for m in late]
@@ -142,7 +143,7 @@ def test_flink_job_matches_library_mode_exactly(stationary_run):
     actual = {p["event_id"]: (p["model_version"], p["score"]) for p in outputs(out, "predictions")}
     assert actual.keys() == expected.keys()
     assert all(actual[k][0] == expected[k][0] and abs(actual[k][1] - expected[k][1]) < 1e-9 for k in expected)
-    final = max(outputs(out, "snapshots"), key=lambda s: s["version"])
+    final = read_snapshots(out)[-1]
     np.testing.assert_allclose(final["parameters"]["weights"], library.snapshots[-1]["parameters"]["weights"], atol=1e-9)
 
 
@@ -154,20 +155,20 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
                    "job.fail_once_operator=user-features", "job.fail_once_after_records=15000")
     assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
 
-    recovered = {p["event_id"]: p for p in outputs(tmp_path / "out", "predictions")}
-    assert len(recovered) == len(outputs(tmp_path / "out", "predictions")), "duplicate predictions after recovery"
+    committed = outputs(tmp_path / "out", "predictions")
+    recovered = {p["event_id"]: p for p in committed}
+    assert len(recovered) == len(committed), "duplicate predictions after recovery"
     expected = {p["event_id"]: p for p in outputs(reference, "predictions")}
     assert recovered.keys() == expected.keys()
     assert all(recovered[k]["model_version"] == expected[k]["model_version"] for k in expected)
 
-    final = lambda out: max(outputs(out, "snapshots"), key=lambda s: s["version"])  # noqa: E731
-    np.testing.assert_allclose(final(tmp_path / "out")["parameters"]["weights"],
-                               final(reference)["parameters"]["weights"], atol=1e-6)
+    np.testing.assert_allclose(read_snapshots(tmp_path / "out")[-1]["parameters"]["weights"],
+                               read_snapshots(reference)[-1]["parameters"]["weights"], atol=1e-6)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])[0]
     by_step: dict[int, set[float]] = {}
     for metric in client.get_metric_history(run.info.run_id, "logloss"):
         by_step.setdefault(metric.step, set()).add(round(metric.value, 12))
-    assert sorted(by_step) == [s["version"] for s in sorted(outputs(reference, "snapshots"), key=lambda s: s["version"])]
+    assert sorted(by_step) == [s["version"] for s in read_snapshots(reference)]
     assert all(len(values) == 1 for values in by_step.values()), "a window was logged twice with different values"

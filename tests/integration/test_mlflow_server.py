@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
 from udfs.logistic import LogisticModel
 from udfs.pyfunc_model import bucket_columns
@@ -60,7 +61,7 @@ def test_snapshot_artifact_per_window(job_run):
 
 def test_champion_is_loadable_and_matches_last_snapshot(job_run, mlflow_server):
     client, _, out = job_run
-    last = max(outputs(out, "snapshots"), key=lambda s: s["version"])
+    last = read_snapshots(out)[-1]
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags["snapshot_version"] == str(last["version"])
     assert len(client.search_model_versions(f"name = '{MODEL}'")) >= 2  # periodic + final

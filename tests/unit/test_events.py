@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, parse_time
+from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, parse_time, window_start
 
 VALIDATOR = EventValidator(numeric=("amount", "price"), categorical=("device", "is_returning"), max_record_bytes=2048)
 GOOD = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_time": 1767225600000,
@@ -61,3 +61,8 @@ def test_lateness_guard_matches_watermark_rule():
     assert [guard.is_late(t) for t in (10_000, 9_000, 8_999, 12_000, 11_000, 10_999)] == \
         [False, False, True, False, False, True]
     assert not math.isnan(guard.max_seen)
+
+
+def test_window_start_aligns_to_the_epoch():
+    assert window_start(1_767_225_903_120, 300_000) == 1_767_225_900_000
+    assert window_start(1_767_225_900_000, 300_000) == 1_767_225_900_000

@@ -22,7 +22,6 @@ from udfs.stream_generator import (
     categorical_feature_names,
     generate_events,
     numeric_feature_names,
-    window_of,
     write_jsonl,
 )
 
@@ -192,11 +191,6 @@ def test_covariate_shift_moves_only_the_named_feature_and_only_after_at_s(events
 def test_spec_rejects_a_shift_of_an_unknown_feature() -> None:
     with pytest.raises(ValueError, match="unknown numeric feature"):
         StreamSpec(covariate_shifts=(CovariateShift("device", 10.0, 1.0),))
-
-
-def test_window_of() -> None:
-    assert window_of(1_767_225_903_120, 300_000) == 1_767_225_900_000
-    assert window_of(1_767_225_900_000, 300_000) == 1_767_225_900_000
 
 
 def test_write_jsonl_round_trips(tmp_path: Path) -> None:
