@@ -40,6 +40,15 @@ class JobSettings(_Section):
     python_bundle_size: int = Field(1000, ge=1)
     python_bundle_time_ms: int = Field(1000, ge=1)
     checkpoint_interval_ms: int = Field(10_000, ge=100)
+    checkpoint_mode: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    checkpoint_dir: str | None = None      # null: <output.path>/checkpoints
+    checkpoints_retained: int = Field(3, ge=1)
+    savepoint_dir: str | None = None       # null: <output.path>/savepoints (Ctrl-C stops with a savepoint there)
+    state_backend: Literal["hashmap", "rocksdb"] = "hashmap"
+    restart_attempts: int = Field(3, ge=0)
+    restart_delay_ms: int = Field(2_000, ge=0)
+    # A checkpoint or savepoint to start from (the CLI's --resume): state, offsets and outputs carry on.
+    resume_from: str | None = None
     wait_for_completion: bool = True  # false: submit and return (flink run -d on a cluster)
     # Tests of recovery: the named operator throws once after this many records (per subtask).
     fail_once_operator: Literal["parse", "user-features", "trainer", "predictor"] = "user-features"
@@ -110,6 +119,9 @@ class ValidationSettings(_Section):
     max_event_time: str = "2100-01-01T00:00:00Z"
     max_record_bytes: int = Field(65_536, ge=64)
     max_id_length: int = Field(256, ge=1)
+    # Duplicate event ids are caught per user within this much event time, up to this many ids per user.
+    dedup_horizon_ms: int = Field(3_600_000, ge=0)
+    dedup_max_ids_per_user: int = Field(256, ge=1)
 
 
 class FeatureSettings(_Section):
@@ -200,6 +212,12 @@ class Settings(_Section):
 
     def output_dir(self) -> Path:
         return Path(self.output.path).resolve()
+
+    def checkpoint_dir(self) -> Path:
+        return Path(self.job.checkpoint_dir).resolve() if self.job.checkpoint_dir else self.output_dir() / "checkpoints"
+
+    def savepoint_dir(self) -> Path:
+        return Path(self.job.savepoint_dir).resolve() if self.job.savepoint_dir else self.output_dir() / "savepoints"
 
     def flat(self) -> dict[str, str]:
         """Dotted key -> value, for MLflow params."""

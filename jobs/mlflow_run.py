@@ -41,6 +41,12 @@ def start_run(settings: Settings) -> str:
     return run.info.run_id
 
 
+def reopen_run(settings: Settings, run_id: str) -> str:
+    """A resumed job logs into the run it was stopped in: same steps, no window twice."""
+    MlflowClient(tracking_uri(settings)).update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    return run_id
+
+
 def finish_run(settings: Settings, run_id: str, succeeded: bool) -> None:
     status = RunStatus.to_string(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
     MlflowClient(tracking_uri(settings)).set_terminated(run_id, status)
@@ -50,7 +56,7 @@ def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:
     """After a bounded run: make sure every window and the final champion reached MLflow."""
     m = settings.mlflow
     reporter = MlflowReporter(tracking_uri(settings), run_id, m.registered_model, m.register_every_windows, 1)
-    return reporter.reconcile(snapshots)
+    return reporter.reconcile(snapshots, m.flush_timeout_s)
 
 
 def summary_artifact(settings: Settings, run_id: str, summary_file: Path) -> None:

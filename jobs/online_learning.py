@@ -10,9 +10,11 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 # `flink run -py jobs/online_learning.py` starts this file as a script: make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,7 +25,10 @@ from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from jobs import mlflow_run  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
+from jobs.savepoints import stop_with_savepoint  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
+
+RUN_ID_FILE = "mlflow_run_id"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="override a config key, e.g. --set model.learning_rate=0.01 (repeatable)")
     parser.add_argument("--input", help="JSONL file or directory of events (sets source.kind=file)")
     parser.add_argument("--output", help="output folder (sets output.path)")
+    parser.add_argument("--resume", metavar="PATH",
+                        help="continue from a savepoint or retained checkpoint (sets job.resume_from); "
+                             "the outputs and MLflow run under --output carry on")
     return parser.parse_args(argv)
 
 
@@ -44,18 +52,36 @@ def load(args: argparse.Namespace) -> Settings:
         overrides += ["source.kind=file", f"source.path={Path(args.input).resolve()}"]
     if args.output:
         overrides.append(f"output.path={args.output}")
+    if args.resume:
+        overrides.append(f"job.resume_from={resume_location(args.resume)}")
     settings = load_settings(args.config, overrides)
     # Workers run in other folders: they must see the same absolute output path as the client.
     absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
     return settings.model_copy(update={"output": absolute})
 
 
+def resume_location(given: str) -> str:
+    """A savepoint/checkpoint as Flink printed it (``file:/...``), a plain path, or a remote URI."""
+    parsed = urlparse(given)
+    if parsed.scheme not in ("", "file"):
+        return given  # s3://, hdfs://...: Flink checks it
+    path = Path(parsed.path if parsed.scheme else given).resolve()
+    if not path.exists():
+        raise SettingsError(f"--resume {given}: no such savepoint or checkpoint folder "
+                            "(use the path printed at the stop, or a chk-N folder under job.checkpoint_dir)")
+    return path.as_uri()
+
+
 def prepare_input(settings: Settings) -> list[str]:
-    """Paths for the file source; the generator writes its stream to a file first."""
+    """Paths for the file source; the generator writes its stream to a file first (once: a resumed
+    job must read the very file its savepoint points into)."""
     if settings.source.kind == "kafka":
         return []
     if settings.source.kind == "file":
         return [str(Path(settings.source.path).resolve())]
+    path = settings.output_dir() / "input" / "events.jsonl"
+    if settings.job.resume_from and path.exists():
+        return [str(path)]
     g = settings.source.generator
     spec = StreamSpec(
         n_events=g.events, n_users=g.users, n_items=g.items, duration_s=g.duration_s, seed=g.seed,
@@ -63,16 +89,19 @@ def prepare_input(settings: Settings) -> list[str]:
         base_rate=g.base_rate, signal=g.signal, concept_drift_at_s=g.concept_drift_at_s,
         covariate_shifts=tuple(CovariateShift(s.feature, s.at_s, s.delta_std) for s in g.covariate_shifts),
     )
-    path = settings.output_dir() / "input" / "events.jsonl"
     print(f"generating {g.events} events for {g.users} users over {g.duration_s / 3600:.1f} h -> {path}", flush=True)
     write_jsonl(generate_events(spec), path)
     return [str(path)]
 
 
-def clear_outputs(out: Path) -> None:
+def clear_outputs(settings: Settings) -> None:
     """A re-run into the same folder must not mix its records with the previous run's."""
-    for name in OUTPUTS + ("input", "checkpoints"):
-        shutil.rmtree(out / name, ignore_errors=True)
+    out = settings.output_dir()
+    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE]:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        elif folder.exists():
+            folder.unlink()
 
 
 def lines_written(folder: Path) -> int:
@@ -80,27 +109,53 @@ def lines_written(folder: Path) -> int:
     return sum(part.read_bytes().count(b"\n") for part in folder.rglob("*") if part.is_file())
 
 
-def wait_with_progress(client: JobClient, out: Path, started: float, every_s: float = 10.0) -> None:
-    """Block until the job ends, printing how far it got every ``every_s`` seconds."""
+def wait_with_progress(client: JobClient, settings: Settings, started: float, every_s: float = 10.0) -> str | None:
+    """Block until the job ends, printing how far it got every ``every_s`` seconds.
+
+    Ctrl-C (or SIGTERM) stops the job with a savepoint; returns its path, or None if the job ran to its end.
+    """
+    out = settings.output_dir()
+    stop_requested: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: stop_requested.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _follow(client, settings, out, started, every_s, stop_requested)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _follow(client: JobClient, settings: Settings, out: Path, started: float, every_s: float,
+            stop_requested: list[int]) -> str | None:
     last_report = started
     result = client.get_job_execution_result()
     while not result.done():
+        if stop_requested:
+            print("stopping with a savepoint (state, offsets and committed outputs are kept) ...", flush=True)
+            path = stop_with_savepoint(client, settings.savepoint_dir())
+            result.result()
+            print(f"stopped; savepoint {path}\nresume with: --output {out} --resume {path} "
+                  "(and the same --config/--set/--input)", flush=True)
+            return path
         time.sleep(0.5)
         if time.time() - last_report >= every_s:
             last_report = time.time()
             print(f"  {last_report - started:5.0f} s: running, {lines_written(out / 'predictions')} predictions and "
                   f"{lines_written(out / 'snapshots')} model snapshots written so far", flush=True)
     result.result()  # raises with the job's failure cause
+    return None
 
 
 def run(settings: Settings) -> dict:
     out = settings.output_dir()
     out.mkdir(parents=True, exist_ok=True)
-    clear_outputs(out)
+    resuming = settings.job.resume_from is not None
+    if not resuming:
+        clear_outputs(settings)
     # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     inputs = prepare_input(settings)
-    run_id = mlflow_run.start_run(settings) if settings.mlflow.enabled else None
+    run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
     target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
     env = create_environment(settings)
     build_pipeline(env, settings, inputs, target)
@@ -110,13 +165,17 @@ def run(settings: Settings) -> dict:
         job_id = env.execute_async(settings.job.name).get_job_id()
         print(f"submitted; JobID {job_id}; MLflow run {run_id}", flush=True)
         return {"job_id": str(job_id), "mlflow_run_id": run_id}
+    if resuming:
+        print(f"resuming from {settings.job.resume_from}", flush=True)
     started = time.time()
     try:
-        wait_with_progress(env.execute_async(settings.job.name), out, started)
+        savepoint = wait_with_progress(env.execute_async(settings.job.name), settings, started)
     except BaseException:
         if run_id:
             mlflow_run.finish_run(settings, run_id, succeeded=False)
         raise
+    if savepoint is not None:  # the MLflow run stays open: --resume continues it
+        return {"savepoint": savepoint, "mlflow_run_id": run_id}
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
     summary["elapsed_s"] = round(time.time() - started, 1)
@@ -130,6 +189,15 @@ def run(settings: Settings) -> dict:
     return summary
 
 
+def _mlflow_run(settings: Settings, id_file: Path, resuming: bool) -> str:
+    """A new run, or on --resume the run the stopped job was logging to (its id is kept in ``id_file``)."""
+    if resuming and id_file.exists():
+        return mlflow_run.reopen_run(settings, id_file.read_text().strip())
+    run_id = mlflow_run.start_run(settings)
+    id_file.write_text(run_id)
+    return run_id
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load(parse_args(argv))
@@ -137,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = run(settings)
-    if not settings.job.wait_for_completion:
+    if not settings.job.wait_for_completion or "savepoint" in summary:
         return 0
     print(format_summary(summary))
     print(f"outputs          {settings.output_dir()} (finished in {summary['elapsed_s']} s)")

@@ -22,7 +22,9 @@ from pathlib import Path
 from pyflink.common import Configuration, Duration, Encoder, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
-from pyflink.datastream.connectors.file_system import FileSink, FileSource, OutputFileConfig, StreamFormat
+from pyflink.datastream.connectors.file_system import (
+    FileSink, FileSource, OutputFileConfig, RollingPolicy, StreamFormat,
+)
 
 from conf.settings import Settings
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
@@ -53,12 +55,20 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     conf.set_string("python.fn-execution.bundle.size", str(job.python_bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(job.python_bundle_time_ms))
     conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
-    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
-    conf.set_string("execution.checkpointing.dir", (settings.output_dir() / "checkpoints").as_uri())
+    conf.set_string("restart-strategy.fixed-delay.attempts", str(job.restart_attempts))
+    conf.set_string("restart-strategy.fixed-delay.delay", f"{job.restart_delay_ms} ms")
+    conf.set_string("state.backend.type", job.state_backend)
+    conf.set_string("execution.checkpointing.interval", f"{job.checkpoint_interval_ms} ms")
+    conf.set_string("execution.checkpointing.mode", job.checkpoint_mode.upper())
+    conf.set_string("execution.checkpointing.dir", settings.checkpoint_dir().as_uri())
+    conf.set_string("execution.checkpointing.savepoint-dir", settings.savepoint_dir().as_uri())
+    conf.set_string("execution.checkpointing.num-retained", str(job.checkpoints_retained))
+    # Keep checkpoints when the job is cancelled or fails for good: they are what --resume restarts from.
+    conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if job.resume_from:
+        conf.set_string("execution.state-recovery.path", job.resume_from)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(job.parallelism)
-    env.enable_checkpointing(job.checkpoint_interval_ms)
     if uses_kafka(settings):
         env.add_jars(*(jar.as_uri() for jar in kafka_jars()))
     return env
@@ -76,9 +86,10 @@ def _sink(settings: Settings, name: str, topic: str | None = None) -> Sink:
 
 
 def _file_sink(root: Path, name: str) -> FileSink:
+    """Part files roll and commit at every checkpoint: what is visible is exactly what a restore keeps."""
     config = OutputFileConfig.builder().with_part_prefix(name).with_part_suffix(".jsonl").build()
     return FileSink.for_row_format(str(root / name), Encoder.simple_string_encoder()) \
-        .with_output_file_config(config).build()
+        .with_output_file_config(config).with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build()
 
 
 def _parsed_events(env: StreamExecutionEnvironment, settings: Settings,
@@ -123,8 +134,8 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
 
     k = settings.kafka
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")
-    parsed.get_side_output(DEAD_LETTERS).sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)) \
-        .uid("dead-letters-sink")
+    parsed.get_side_output(DEAD_LETTERS).union(rows.get_side_output(DEAD_LETTERS)) \
+        .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
     trained.get_side_output(DRIFT_EVENTS).sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
     _snapshot_json(trained, settings, mlflow_target).sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")
 

@@ -24,8 +24,8 @@ def read_jsonl_dir(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_snapshots(out: Path) -> list[dict[str, Any]]:
-    """The run's committed model snapshots, oldest first (by model version)."""
-    return sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["version"])
+    """The run's committed model snapshots, oldest window first."""
+    return sorted(read_jsonl_dir(out / "snapshots"), key=lambda s: s["window_end"])
 
 
 def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:

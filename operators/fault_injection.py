@@ -18,7 +18,7 @@ class FailOnce:
     def __init__(self, settings: Settings, operator: str) -> None:
         job = settings.job
         self.after = job.fail_once_after_records if job.fail_once_operator == operator else None
-        self.marker = settings.output_dir() / "checkpoints" / f"injected-failure-{operator}"
+        self.marker = settings.checkpoint_dir() / f"injected-failure-{operator}"
         self.operator = operator
         self.seen = 0
 

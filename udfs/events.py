@@ -179,6 +179,11 @@ def late_event(raw: str, event: Event, max_out_of_orderness_ms: int) -> DeadLett
     return DeadLetter("late_event", detail, raw)
 
 
+def duplicate_event(event: Event) -> DeadLetter:
+    detail = f"event_id {event.event_id!r} already seen for user {event.user_id!r} (validation.dedup_horizon_ms)"
+    return DeadLetter("duplicate_event_id", detail, json.dumps(event._asdict()))
+
+
 class LatenessGuard:
     """Flags events older than the newest one seen minus the allowed out-of-orderness.
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from conf.settings import Settings
-from udfs.events import DeadLetter, EventValidator, LatenessGuard, late_event, window_start
+from udfs.dedup import DuplicateGuard
+from udfs.events import DeadLetter, EventValidator, LatenessGuard, duplicate_event, late_event, window_start
 from udfs.scoring import SnapshotIndex, prediction_json, score
 from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
 from udfs.window_trainer import WindowTrainer
@@ -38,6 +39,7 @@ def run_library(settings: Settings, lines: Iterable[str]) -> LibraryResult:
     validator = EventValidator.from_settings(settings)
     lateness = LatenessGuard(settings.source.max_out_of_orderness_ms)
     extractor = UserFeatureExtractor.from_settings(settings)
+    duplicates = DuplicateGuard.from_settings(settings)
     trainer = WindowTrainer(settings, extractor.dense_names)
     trainer_state = trainer.initial_state()
     size = settings.window.size_ms
@@ -72,6 +74,9 @@ def run_library(settings: Settings, lines: Iterable[str]) -> LibraryResult:
             result.dead_letters.append(late_event(raw, event, lateness.bound).to_json())
             continue
         state = users.setdefault(event.user_id, UserState.new(len(settings.features.numeric)))
+        if duplicates.is_duplicate(state.recent_ids, event.event_id, event.event_time):
+            result.dead_letters.append(duplicate_event(event).to_json())
+            continue
         row = extractor.featurize(state, event)
         start = window_start(row.event_time, size)
         open_windows[start].append(row)

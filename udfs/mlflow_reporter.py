@@ -1,10 +1,16 @@
-"""Ships window snapshots to MLflow from a background thread.
+"""Ships window snapshots to MLflow from a background thread, through outages.
 
-MLflow calls cost 0.05-10 s each; made on the stream's thread they would stall scoring.
-``submit`` only enqueues (a bounded queue: when it is full the snapshot is dropped and
-counted, logged at the end as ``reporter_dropped``); a worker thread
-logs metrics per window (``step`` = model version), one JSON artifact per snapshot, and every
-``register_every`` windows (and at the end) a registered pyfunc model with alias ``champion``.
+MLflow calls cost 0.05-10 s each, and a tracking server can be down or slow for minutes; made
+on the stream's thread either would stall scoring. So ``submit`` only enqueues (a bounded
+queue: when it is full the snapshot is dropped and counted as ``reporter_dropped``), and a
+worker thread delivers each snapshot in order, retrying every call with growing waits (up to
+``max_backoff_s``) until the server answers. Nothing is lost to an outage shorter than the
+queue; what does not arrive before the job ends is logged by the client's :meth:`reconcile`.
+
+Per window it logs the metrics (``step`` = window number, one per window: ``trained_version``
+when the snapshot has it, else ``version``), one JSON artifact per snapshot, and every
+``register_every`` windows, on a rollback and at the end, a registered pyfunc model of the
+*serving* snapshot (``version``) with the alias ``champion`` pointing at it.
 """
 
 from __future__ import annotations
@@ -32,31 +38,29 @@ _UDFS_DIR = Path(__file__).resolve().parent
 _STOP = object()
 
 
-def _retry(call: Callable[[], Any], what: str, attempts: int = 5, backoff_s: float = 1.0) -> Any:
-    """A tracking server that blips should not lose a window: retry with growing waits."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as exc:  # noqa: BLE001 - any client/server failure is retried the same way
-            if attempt == attempts:
-                raise
-            log.warning("MLflow %s failed (attempt %d/%d): %s", what, attempt, attempts, exc)
-            time.sleep(backoff_s * attempt)
-    raise AssertionError("unreachable")
+def window_step(snapshot: dict[str, Any]) -> int:
+    """The metric step of a snapshot's window: increases by one per window, across restores."""
+    return int(snapshot.get("trained_version", snapshot["version"]))
+
+
+class DeliveryAbandoned(RuntimeError):
+    """The reporter's deadline passed while MLflow still failed."""
 
 
 class MlflowReporter:
-    def __init__(self, tracking_uri: str, run_id: str, registered_model: str,
-                 register_every: int, queue_size: int) -> None:
+    def __init__(self, tracking_uri: str, run_id: str, registered_model: str, register_every: int,
+                 queue_size: int, max_backoff_s: float = 30.0) -> None:
         self.client = MlflowClient(tracking_uri)
         self.run_id = run_id
         self.registered_model = registered_model
         self.register_every = register_every
+        self.max_backoff_s = max_backoff_s
         self.pending: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.dropped = 0
-        self.failures = 0
+        self.retries = 0
+        self.deadline: float | None = None  # monotonic time after which failing calls give up
         self.last_snapshot: dict[str, Any] | None = None
-        self.last_registered_version = -1
+        self.registered: dict[int, str] = {}  # serving snapshot version -> registry model version
         self.thread = threading.Thread(target=self._work, name="mlflow-reporter", daemon=True)
 
     def start(self) -> MlflowReporter:
@@ -64,49 +68,82 @@ class MlflowReporter:
         return self
 
     def submit(self, snapshot: dict[str, Any]) -> None:
-        """Never blocks the caller."""
+        """Never blocks the caller: a stalled MLflow must not back-pressure the stream."""
         try:
             self.pending.put_nowait(snapshot)
         except queue.Full:
             self.dropped += 1
+            if self.dropped == 1:
+                log.error("MLflow reporter queue full (mlflow.queue_size); dropping snapshots until it drains")
 
     def close(self, timeout_s: float) -> None:
-        """Drain what is queued, register the newest snapshot, then stop (bounded wait)."""
-        self.pending.put(_STOP)
+        """Deliver what is queued, register the newest snapshot, then stop (bounded wait)."""
+        self.deadline = time.monotonic() + timeout_s
+        try:
+            self.pending.put(_STOP, timeout=timeout_s)
+        except queue.Full:
+            pass
         self.thread.join(timeout_s)
         if self.thread.is_alive():
-            log.error("MLflow reporter still busy after %.0f s; %d snapshots not logged",
+            log.error("MLflow reporter still busy after %.0f s; %d snapshots left for the client to reconcile",
                       timeout_s, self.pending.qsize())
 
     def _work(self) -> None:
         while (item := self.pending.get()) is not _STOP:
             self._guarded(self.log_window, item)
-        if self.last_snapshot and self.last_snapshot["version"] != self.last_registered_version:
+        if self.last_snapshot and self.last_snapshot["version"] not in self.registered:
             self._guarded(self.register, self.last_snapshot)
-        if self.dropped:
-            self._guarded(lambda _: self.client.log_metric(self.run_id, "reporter_dropped", self.dropped), None)
+        counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries}
+        self._guarded(lambda _: self._call(lambda: self.client.log_batch(self.run_id, metrics=[
+            Metric(name, float(value), int(time.time() * 1000), 0) for name, value in counters.items()]),
+            "reporter counters"), None)
 
     def _guarded(self, step: Callable[[Any], None], item: Any) -> None:
         try:
             step(item)
         except Exception:  # noqa: BLE001 - a reporting failure must not kill the stream
-            self.failures += 1
-            log.exception("MLflow reporting failed; the stream goes on")
+            log.exception("MLflow reporting gave up on one item; the stream goes on, reconcile logs it later")
+
+    def _call(self, call: Callable[[], Any], what: str) -> Any:
+        """Retries ``call`` with growing waits until it succeeds or the deadline passes."""
+        backoff = 0.5
+        while True:
+            try:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - any client/server failure is retried the same way
+                if self.deadline is not None and time.monotonic() + backoff > self.deadline:
+                    raise DeliveryAbandoned(f"MLflow {what}: still failing at the deadline: {exc}") from exc
+                self.retries += 1
+                log.warning("MLflow %s failed, retrying in %.1f s: %s", what, backoff, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
 
     def log_window(self, snapshot: dict[str, Any]) -> None:
-        version = snapshot["version"]
-        now = int(time.time() * 1000)
-        metrics = [Metric(name, float(value), now, version) for name, value in snapshot["metrics"].items()]
-        metrics.append(Metric("window_end", float(snapshot["window_end"]), now, version))
-        _retry(lambda: self.client.log_batch(self.run_id, metrics=metrics), f"metrics of window {version}")
-        _retry(lambda: self.client.log_dict(self.run_id, snapshot, f"snapshots/snapshot-{version:06d}.json"),
-               f"snapshot {version}")
+        step = window_step(snapshot)
+        # Timestamp = the window's end in event time, not the wall clock: a window logged twice (a
+        # retried call that had in fact gone through, or the reporter and reconcile racing) is then
+        # the identical metric, which the tracking store keeps once.
+        at = int(snapshot["window_end"])
+        metrics = [Metric(name, float(value), at, step) for name, value in snapshot["metrics"].items()]
+        metrics += [Metric("window_end", float(at), at, step),
+                    Metric("serving_version", float(snapshot["version"]), at, step)]
+        self._call(lambda: self.client.log_batch(self.run_id, metrics=metrics), f"metrics of window {step}")
+        self._call(lambda: self.client.log_dict(self.run_id, snapshot, f"snapshots/snapshot-{step:06d}.json"),
+                   f"snapshot of window {step}")
         self.last_snapshot = snapshot
-        if version % self.register_every == 0:
+        decisions = {d.get("kind") for d in snapshot.get("decisions", ())}
+        if step % self.register_every == 0 or "rollback" in decisions:
             self.register(snapshot)
 
     def register(self, snapshot: dict[str, Any]) -> None:
-        """Log a loadable pyfunc model for the snapshot, register it, point ``champion`` at it."""
+        """Point ``champion`` at the serving snapshot, logging and registering its model first if needed."""
+        version = snapshot["version"]
+        if version not in self.registered:
+            self.registered[version] = self._register_model(snapshot)
+        self._call(lambda: self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS,
+                                                                  self.registered[version]), "champion alias")
+
+    def _register_model(self, snapshot: dict[str, Any]) -> str:
         version = snapshot["version"]
         artifact_path = f"models/model-{version:06d}"
         with tempfile.TemporaryDirectory() as tmp:
@@ -119,24 +156,25 @@ class MlflowReporter:
                 code_paths=[str(_UDFS_DIR)],
                 pip_requirements=["mlflow", "numpy", "pandas", "scipy"],
             )
-            _retry(lambda: self.client.log_artifacts(self.run_id, str(model_dir), artifact_path), "model artifacts")
-        _retry(lambda: self._create_model(), "registered model")
-        model_version = _retry(lambda: self.client.create_model_version(
+            self._call(lambda: self.client.log_artifacts(self.run_id, str(model_dir), artifact_path),
+                       "model artifacts")
+        self._call(self._create_model, "registered model")
+        model_version = self._call(lambda: self.client.create_model_version(
             self.registered_model, f"runs:/{self.run_id}/{artifact_path}", run_id=self.run_id,
             tags={"snapshot_version": str(version), "window_end": str(snapshot["window_end"])},
         ), "model version")
-        _retry(lambda: self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS,
-                                                              model_version.version), "champion alias")
-        self.last_registered_version = version
+        return model_version.version
 
-    def reconcile(self, snapshots: list[dict[str, Any]]) -> int:
-        """Log what the streaming path did not get to (a worker stopped mid-flush, an outage).
+    def reconcile(self, snapshots: list[dict[str, Any]], timeout_s: float) -> int:
+        """Log what the streaming path did not get to (a worker stopped mid-flush, a long outage).
 
-        Returns how many windows were logged here; registers the newest snapshot as champion
-        unless that already happened.
+        Returns how many windows were logged here; points ``champion`` at the last serving
+        snapshot unless it already does.
         """
-        logged = {m.step for m in self.client.get_metric_history(self.run_id, "window_end")}
-        missing = [s for s in snapshots if s["version"] not in logged]
+        self.deadline = time.monotonic() + timeout_s
+        history = self._call(lambda: self.client.get_metric_history(self.run_id, "window_end"), "metric history")
+        logged = {m.step for m in history}
+        missing = [s for s in snapshots if window_step(s) not in logged]
         for snapshot in missing:
             self.log_window(snapshot)
         if snapshots and self._champion_version() != snapshots[-1]["version"]:

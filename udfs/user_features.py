@@ -49,6 +49,7 @@ class UserState:
     labeled: int = 0
     positives: int = 0
     items: dict[str, int] = field(default_factory=dict)
+    recent_ids: dict[str, int] = field(default_factory=dict)  # event id -> event time, see udfs.dedup
 
     @classmethod
     def new(cls, n_numeric: int) -> UserState:

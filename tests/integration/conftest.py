@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -21,23 +23,34 @@ JOB_TIMEOUT_S = 900
 MLFLOW_START_TIMEOUT_S = 120
 
 
-def run_job(input_file: Path | None, out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """The job exactly as a user starts it; fails the test with the job's own output on error."""
+def job_command(input_file: Path | None, out: Path, *overrides: str) -> list[str]:
+    """The job's command line exactly as a user types it."""
     cmd = [sys.executable, "-m", "jobs.online_learning", "--output", str(out)]
     if input_file is not None:
         cmd += ["--input", str(input_file)]
     for item in overrides:
         cmd += ["--set", item]
+    return cmd
+
+
+def run_job(input_file: Path | None, out: Path, *overrides: str, resume: str | None = None
+            ) -> subprocess.CompletedProcess:
+    """Runs the job to its end; fails the test with the job's own output on error."""
+    cmd = job_command(input_file, out, *overrides) + (["--resume", resume] if resume else [])
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert proc.returncode == 0, f"job failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
 
 
-def write_stream(path: Path, spec: StreamSpec, bad_lines: list[str] = ()) -> list[dict[str, Any]]:
-    """Writes the generated events with ``bad_lines`` scattered among them; returns the valid events."""
+def write_stream(path: Path, spec: StreamSpec, bad_lines: list[str] = (), duplicates: int = 0
+                 ) -> list[dict[str, Any]]:
+    """Writes the generated events with ``bad_lines`` scattered among them and ``duplicates`` valid
+    events sent twice in a row (as a retrying producer does); returns the valid events, once each."""
     events = list(generate_events(spec))
     lines = [json.dumps(e) for e in events]
     rng = random.Random(spec.seed)
+    for i in sorted(rng.sample(range(len(lines) // 10, len(lines)), duplicates), reverse=True):
+        lines.insert(i + 1, lines[i])
     for bad in bad_lines:
         lines.insert(rng.randrange(len(lines) // 10, len(lines)), bad)
     path.write_text("\n".join(lines) + "\n")
@@ -48,32 +61,53 @@ def outputs(out: Path, name: str) -> list[dict[str, Any]]:
     return list(read_jsonl_dir(out / name))
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    """A real tracking server: sqlite backend store, artifacts proxied through the server."""
-    tmp = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-           "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1"]
-    log_file = tmp / "server.log"
-    proc = subprocess.Popen(cmd, stdout=log_file.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+class MlflowServer:
+    """A real tracking server: sqlite backend store, artifacts proxied through the server.
 
-    def healthy() -> bool:
-        assert proc.poll() is None, f"mlflow server exited: {log_file.read_text()[-3000:]}"
+    ``stop`` and ``start`` again on the same port and store: how an outage looks to clients.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MlflowServer:
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+               "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
+               "--port", str(self.port), "--workers", "1"]
+        log_file = self.root / "server.log"
+        # Its own process group: stopping it must stop its web workers too, or the "outage" is not one.
+        self.proc = subprocess.Popen(cmd, stdout=log_file.open("a"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self.healthy, MLFLOW_START_TIMEOUT_S, f"mlflow server on {self.url}", 0.5)
+        return self
+
+    def healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, \
+            f"mlflow server exited: {(self.root / 'server.log').read_text()[-3000:]}"
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
                 return r.status == 200
         except OSError:
             return False
 
-    try:
-        wait_until(healthy, MLFLOW_START_TIMEOUT_S, f"mlflow server on {url}", 0.5)
-        yield url
-    finally:
-        proc.terminate()
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            proc.wait(20)
+            self.proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server.start().url
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +15,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conf.settings import load_settings
 from scripts.broker import Broker, free_port, wait_until
 from scripts.flink_cluster import (
     LOG_DIR, alive, cancel, daemon_pids, job_failure, job_restarts, job_status, kill_taskmanager, list_jobs, overview,
     process_tree, start_cluster, start_taskmanager, stop_cluster, submit, tasks_running,
 )
 from scripts.kafka_tools import consume, create_topics, replay_lines
+from tests.integration.conftest import outputs
 from udfs.events import parse_time
+from udfs.library_mode import run_library
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,3 +169,43 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
 
         cancel(job_id, cluster)
         assert job_status(job_id, cluster) == "CANCELED"
+
+
+def test_the_job_on_the_cluster_recovers_from_a_killed_taskmanager_exactly_once(cluster: str, tmp_path: Path) -> None:
+    """Kafka in, file sinks out (they commit with checkpoints); the TaskManager is SIGKILLed mid-stream and
+    a new one started: every event's prediction is committed once, with the same score as a clean run."""
+    events = list(generate_events(StreamSpec(n_events=10_000, n_users=500, duration_s=3600.0, seed=43)))
+    last = max(parse_time(e["event_time"]) for e in events)
+    heartbeat = {"event_id": "heartbeat", "user_id": "hb", "event_time": last - last % WINDOW_MS + 2 * WINDOW_MS + 60_000,
+                 "features": {}}
+    lines = [json.dumps(e) for e in events] + [json.dumps(heartbeat)]
+    out = tmp_path / "out"
+    with Broker() as broker:
+        create_topics(broker.bootstrap, ["interactions:2"])  # one partition per source subtask: no idle reader
+        # Produced at a steady rate while the job runs, so that the kill lands mid-stream.
+        producer = threading.Thread(target=replay_lines, args=(broker.bootstrap, "interactions", lines, 250.0))
+        producer.start()
+        job_id = submit(job_args=["--config", str(REPO / "conf" / "kafka-cluster.yaml"), "--output", str(out),
+                                  "--set", f"kafka.bootstrap_servers={broker.bootstrap}",
+                                  "--set", "kafka.starting_offsets=earliest", "--set", "output.kind=files",
+                                  "--set", "job.checkpoint_interval_ms=2000", "--set", "mlflow.enabled=false"],
+                        rest=cluster)
+        wait_until(lambda: len(outputs(out, "predictions")) >= 1_000, 300, "1,000 committed predictions", 0.5)
+        assert len(outputs(out, "predictions")) < len(events), "the kill should land mid-stream"
+        killed = kill_taskmanager()
+        start_taskmanager()
+        wait_until(lambda: job_restarts(job_id, cluster) >= 1 and tasks_running(job_id, cluster), 180,
+                   f"job {job_id} restarted on the new TaskManager", 0.5)
+        producer.join()
+        wait_until(lambda: len(outputs(out, "predictions")) >= len(lines), 300, "every prediction committed", 1.0)
+        assert not any(map(alive, killed))
+        cancel(job_id, cluster)
+
+    committed = outputs(out, "predictions")
+    counts = Counter(p["event_id"] for p in committed)
+    assert set(counts) == {e["event_id"] for e in events} | {"heartbeat"}
+    assert max(counts.values()) == 1, "a prediction was committed twice after the recovery"
+    reference = {p["event_id"]: p for p in map(json.loads, run_library(
+        load_settings(REPO / "conf" / "kafka-cluster.yaml", ["job.parallelism=1"]), lines).predictions)}
+    versions_match = sum(p["model_version"] == reference[p["event_id"]]["model_version"] for p in committed)
+    assert versions_match == len(committed), f"{len(committed) - versions_match} predictions served by another model"

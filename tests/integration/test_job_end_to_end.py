@@ -17,11 +17,13 @@ from tests.integration.conftest import outputs, run_job, write_stream
 from udfs.events import window_start
 from udfs.library_mode import run_library
 from udfs.metrics import log_loss
+from udfs.mlflow_reporter import window_step
 from udfs.stream_generator import CovariateShift, StreamSpec
 
 WINDOW_MS = 300_000
 ALPHA = 0.05
 STATIONARY = StreamSpec(n_events=40_000, n_users=1_000, duration_s=3 * 3600.0, seed=11)
+DUPLICATES = 7  # valid events sent twice in a row: the second copy is a dead letter
 
 
 def bad_corpus(spec: StreamSpec) -> list[tuple[str, str]]:
@@ -53,7 +55,7 @@ def bad_corpus(spec: StreamSpec) -> list[tuple[str, str]]:
 def stationary_run(tmp_path_factory) -> tuple[Path, list[dict], list[tuple[str, str]]]:
     tmp = tmp_path_factory.mktemp("stationary")
     corpus = bad_corpus(STATIONARY)
-    events = write_stream(tmp / "events.jsonl", STATIONARY, [line for line, _ in corpus])
+    events = write_stream(tmp / "events.jsonl", STATIONARY, [line for line, _ in corpus], duplicates=DUPLICATES)
     run_job(tmp / "events.jsonl", tmp / "out", f"drift.alpha={ALPHA}", "mlflow.register_every_windows=100")
     return tmp / "out", events, corpus
 
@@ -105,7 +107,8 @@ def test_false_alarms_per_window_within_alpha(stationary_run):
 def test_every_bad_record_is_accounted_for_by_reason(stationary_run):
     out, _, corpus = stationary_run
     dead = outputs(out, "dead_letters")
-    assert Counter(d["reason"] for d in dead) == Counter(reason for _, reason in corpus)
+    expected = Counter(reason for _, reason in corpus) + Counter({"duplicate_event_id": DUPLICATES})
+    assert Counter(d["reason"] for d in dead) == expected
     assert all(d["detail"] for d in dead)
     predicted = {p["event_id"] for p in outputs(out, "predictions")}
     assert not any(i.startswith("bad-") for i in predicted)
@@ -115,7 +118,7 @@ def test_run_summary_is_written_and_consistent(stationary_run):
     out, events, corpus = stationary_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["predictions"] == len(events)
-    assert summary["dead_letters"] == len(corpus)
+    assert summary["dead_letters"] == len(corpus) + DUPLICATES
     assert summary["windows"] == len(outputs(out, "snapshots"))
 
 
@@ -170,5 +173,5 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     by_step: dict[int, set[float]] = {}
     for metric in client.get_metric_history(run.info.run_id, "logloss"):
         by_step.setdefault(metric.step, set()).add(round(metric.value, 12))
-    assert sorted(by_step) == [s["version"] for s in read_snapshots(reference)]
+    assert sorted(by_step) == [window_step(s) for s in read_snapshots(reference)]
     assert all(len(values) == 1 for values in by_step.values()), "a window was logged twice with different values"

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
 from udfs.logistic import LogisticModel
+from udfs.mlflow_reporter import window_step
 from udfs.pyfunc_model import bucket_columns
 from udfs.stream_generator import StreamSpec
 
@@ -43,7 +44,7 @@ def test_run_has_config_params_and_finished(job_run):
 
 def test_per_window_metrics_with_steps(job_run):
     client, run, out = job_run
-    versions = sorted(s["version"] for s in outputs(out, "snapshots"))
+    versions = sorted(window_step(s) for s in outputs(out, "snapshots"))
     assert len(versions) >= 12
     for name in ("examples", "logloss", "accuracy", "auc", "update_seconds", "drift_detections"):
         history = client.get_metric_history(run.info.run_id, name)
@@ -56,7 +57,7 @@ def test_snapshot_artifact_per_window(job_run):
     assert len(files) == len(outputs(out, "snapshots"))
     last = files[-1]
     local = client.download_artifacts(run.info.run_id, last)
-    assert json.loads(Path(local).read_text())["version"] == len(files)
+    assert window_step(json.loads(Path(local).read_text())) == len(files)
 
 
 def test_champion_is_loadable_and_matches_last_snapshot(job_run, mlflow_server):

@@ -1,0 +1,73 @@
+"""Stop the running job with a savepoint (Ctrl-C), resume it with --resume: the outcome is that of
+a run that never stopped (library mode gives that run; a test elsewhere shows it equals the job)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from conf.settings import load_settings
+from jobs.online_learning import lines_written
+from jobs.run_summary import read_snapshots
+from scripts.broker import wait_until
+from tests.integration.conftest import REPO, job_command, outputs, run_job, write_stream
+from udfs.library_mode import run_library
+from udfs.mlflow_reporter import window_step
+from udfs.stream_generator import StreamSpec
+
+SPEC = StreamSpec(n_events=30_000, n_users=800, duration_s=3 * 3600.0, seed=19)
+OVERRIDES = ("job.checkpoint_interval_ms=2000", "mlflow.register_every_windows=100")
+
+
+def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    events = write_stream(tmp_path / "events.jsonl", SPEC)
+    out = tmp_path / "out"
+    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *OVERRIDES), cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: lines_written(out / "predictions") >= 4_000 or first.poll() is not None, 300,
+                   "the first 4,000 predictions", 0.2)
+        first.send_signal(signal.SIGINT)
+        stdout, _ = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, stdout[-4000:]
+    match = re.search(r"stopped; savepoint (\S+)", stdout)
+    assert match, f"no savepoint reported:\n{stdout[-4000:]}"
+    before = len(outputs(out, "predictions"))
+    assert 0 < before < len(events), f"the stop should land mid-stream ({before} of {len(events)} committed)"
+    versions_before = [s["version"] for s in read_snapshots(out)]
+    assert versions_before, "no snapshot committed before the stop"
+
+    resumed = run_job(tmp_path / "events.jsonl", out, *OVERRIDES, resume=match.group(1))
+    assert "resuming from" in resumed.stdout
+
+    library = run_library(load_settings(), (tmp_path / "events.jsonl").read_text().splitlines())
+    expected = {p["event_id"]: p for p in map(json.loads, library.predictions)}
+    committed = outputs(out, "predictions")
+    counts = Counter(p["event_id"] for p in committed)
+    assert set(counts) == set(expected) and max(counts.values()) == 1, "lost or doubled predictions"
+    for p in committed:
+        want = expected[p["event_id"]]
+        assert p["model_version"] == want["model_version"] and abs(p["score"] - want["score"]) < 1e-9, (p, want)
+
+    snapshots = read_snapshots(out)
+    assert [s["version"] for s in snapshots] == list(range(1, len(library.snapshots) + 1))
+    assert versions_before == list(range(1, len(versions_before) + 1)), "versions restart or skip"
+    np.testing.assert_allclose(snapshots[-1]["parameters"]["weights"],
+                               library.snapshots[-1]["parameters"]["weights"], atol=1e-6)
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])
+    assert len(runs) == 1, "the resumed job should log into the stopped job's run"
+    steps = Counter(m.step for m in client.get_metric_history(runs[0].info.run_id, "logloss"))
+    assert sorted(steps) == [window_step(s) for s in snapshots if "logloss" in s["metrics"]]
+    assert max(steps.values()) == 1, "a window logged twice"
+    assert runs[0].info.status == "FINISHED"
