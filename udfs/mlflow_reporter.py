@@ -8,7 +8,8 @@ worker thread delivers each snapshot in order, retrying every call with growing 
 queue; what does not arrive before the job ends is logged by the client's :meth:`reconcile`.
 
 Per window it logs the metrics (``step`` = window number, one per window: ``trained_version``
-when the snapshot has it, else ``version``), one JSON artifact per snapshot, and every
+when the snapshot has it, else ``version``) with ``decision_<kind>`` = 1 for each adaptation,
+gate or rollback decision of the window, one JSON artifact per snapshot, and every
 ``register_every`` windows, on a rollback and at the end, a registered pyfunc model of the
 *serving* snapshot (``version``) with the alias ``champion`` pointing at it.
 """
@@ -127,12 +128,15 @@ class MlflowReporter:
         metrics = [Metric(name, float(value), at, step) for name, value in snapshot["metrics"].items()]
         metrics += [Metric("window_end", float(at), at, step),
                     Metric("serving_version", float(snapshot["version"]), at, step)]
+        # Adaptation, gate and rollback decisions: a 1 at the window where each acted (details in the JSON).
+        metrics += [Metric(f"decision_{kind}", 1.0, at, step)
+                    for kind in sorted({d["kind"] for d in snapshot.get("decisions", ())})]
         self._call(lambda: self.client.log_batch(self.run_id, metrics=metrics), f"metrics of window {step}")
         self._call(lambda: self.client.log_dict(self.run_id, snapshot, f"snapshots/snapshot-{step:06d}.json"),
                    f"snapshot of window {step}")
         self.last_snapshot = snapshot
-        decisions = {d.get("kind") for d in snapshot.get("decisions", ())}
-        if step % self.register_every == 0 or "rollback" in decisions:
+        rolled_back = any(d["kind"] == "rollback" for d in snapshot.get("decisions", ()))
+        if step % self.register_every == 0 or rolled_back:
             self.register(snapshot)
 
     def register(self, snapshot: dict[str, Any]) -> None:
