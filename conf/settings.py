@@ -151,6 +151,9 @@ class ModelSettings(_Section):
     l2: float = Field(1e-4, ge=0)
     scaler_decay: float = Field(0.9, ge=0, lt=1)
     seed: int = 0
+    # Start from a registered model instead of from zero: models:/NAME@ALIAS, models:/NAME/VERSION,
+    # runs:/RUN_ID/models/model-NNNNNN, or a snapshot JSON file (one line of snapshots/).
+    warm_start: str | None = None
 
 
 class WindowSettings(_Section):
@@ -166,9 +169,31 @@ class DriftSettings(_Section):
     reference_size: int = Field(5_000, ge=10)
     min_samples: int = Field(100, ge=10)
     min_statistic: float = Field(0.1, ge=0, le=1)
-    adapt_learning_rate_boost: float = Field(3.0, ge=1)
-    adapt_windows: int = Field(2, ge=0)
+    check_error_rate: bool = True  # one-sided two-proportion test of the window's error rate
+    min_error_rate_increase: float = Field(0.05, ge=0, le=1)
     seed: int = 0
+
+
+class AdaptationSettings(_Section):
+    """What the trainer does about concept drift and bad models (udfs/adaptation.py)."""
+
+    # On concept drift (loss or error-rate detection), in this order; [] turns adaptation off.
+    policies: tuple[Literal["lr_boost", "reset_weights", "retrain_window"], ...] = ("lr_boost", "reset_weights", "retrain_window")
+    learning_rate_boost: float = Field(3.0, ge=1)
+    boost_windows: int = Field(2, ge=1)
+    retrain_epochs: int = Field(10, ge=1)
+    # Validation gate: a candidate serves only if its logloss on held-out rows of its window is not
+    # worse than the serving model's by more than the tolerance.
+    gate: bool = True
+    holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    gate_tolerance: float = Field(0.05, ge=0)
+    gate_min_rows: int = Field(30, ge=1)
+    # Rollback: if a recent served snapshot beats the serving one on this window by this relative margin.
+    rollback: bool = True
+    rollback_tolerance: float = Field(0.25, ge=0)
+    recent_snapshots: int = Field(4, ge=1)
+    # Tests only: this window's candidate (1-based window number) gets its weights flipped and tripled.
+    corrupt_candidate_at_window: int | None = Field(None, ge=1)
 
 
 class MlflowSettings(_Section):
@@ -195,6 +220,7 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     window: WindowSettings = WindowSettings()
     drift: DriftSettings = DriftSettings()
+    adaptation: AdaptationSettings = AdaptationSettings()
     mlflow: MlflowSettings = MlflowSettings()
     output: OutputSettings = OutputSettings()
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import mlflow
 from mlflow.entities import Param, RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from conf.settings import Settings
+from conf.settings import Settings, SettingsError
 from udfs.mlflow_reporter import MlflowReporter
+from udfs.pyfunc_model import SNAPSHOT_ARTIFACT
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -39,6 +42,36 @@ def start_run(settings: Settings) -> str:
     for start in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[start:start + 100])
     return run.info.run_id
+
+
+def fetch_warm_start(settings: Settings, dest: Path) -> Path:
+    """Downloads the snapshot behind ``model.warm_start`` (a models:/ or runs:/ URI) to ``dest``."""
+    uri = settings.model.warm_start
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(settings, uri),
+                                                    tracking_uri=tracking_uri(settings))
+    except MlflowException as exc:
+        raise SettingsError(f"model.warm_start={uri}: not found in MLflow at {tracking_uri(settings)} "
+                            f"({exc.message.splitlines()[0]}); list models with the MLflow UI") from None
+    found = list(Path(local).rglob(f"{SNAPSHOT_ARTIFACT}*.json"))
+    if not found:
+        raise SettingsError(f"model.warm_start={uri}: not a model logged by this job (no snapshot artifact)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(found[0].read_text())
+    return dest
+
+
+def _artifact_uri(settings: Settings, uri: str) -> str:
+    """models:/NAME@ALIAS or models:/NAME/VERSION -> where the version's files are, on the job's server."""
+    if not uri.startswith("models:/"):
+        return uri
+    name, _, ref = uri.removeprefix("models:/").partition("@")
+    client = MlflowClient(tracking_uri(settings), registry_uri=tracking_uri(settings))
+    if ref:
+        version = client.get_model_version_by_alias(name, ref).version
+    else:
+        name, _, version = name.rpartition("/")
+    return client.get_model_version_download_uri(name, version)
 
 
 def reopen_run(settings: Settings, run_id: str) -> str:

@@ -27,6 +27,8 @@ from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environm
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
+from udfs.user_features import UserFeatureExtractor  # noqa: E402
+from udfs.warm_start import check_compatible  # noqa: E402
 
 RUN_ID_FILE = "mlflow_run_id"
 
@@ -70,6 +72,28 @@ def resume_location(given: str) -> str:
         raise SettingsError(f"--resume {given}: no such savepoint or checkpoint folder "
                             "(use the path printed at the stop, or a chk-N folder under job.checkpoint_dir)")
     return path.as_uri()
+
+
+def resolve_warm_start(settings: Settings) -> Settings:
+    """``model.warm_start`` as a local snapshot file the operators can read, checked against the features."""
+    given = settings.model.warm_start
+    if given is None:
+        return settings
+    if given.startswith(("models:/", "runs:/")):
+        path = mlflow_run.fetch_warm_start(settings, settings.output_dir() / "warm-start-snapshot.json")
+    else:
+        path = Path(given).resolve()
+        if not path.is_file():
+            raise SettingsError(f"model.warm_start={given}: no such snapshot file")
+    resolved = settings.model_copy(update={"model": settings.model.model_copy(update={"warm_start": str(path)})})
+    snapshot = json.loads(path.read_text())
+    try:
+        check_compatible(snapshot, UserFeatureExtractor.from_settings(resolved).dense_names,
+                         resolved.features.hash_buckets, given)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    print(f"warm start from {given}: model version {snapshot['version']}", flush=True)
+    return resolved
 
 
 def prepare_input(settings: Settings) -> list[str]:
@@ -200,7 +224,7 @@ def _mlflow_run(settings: Settings, id_file: Path, resuming: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = load(parse_args(argv))
+        settings = resolve_warm_start(load(parse_args(argv)))
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from operators.fault_injection import FailOnce
 from udfs.events import window_start
 from udfs.scoring import SnapshotIndex, prediction_json, score
 from udfs.user_features import FeatureRow
+from udfs.warm_start import warm_snapshot
 
 SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
 KEEP_SNAPSHOTS = 64
@@ -67,7 +68,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def _index(self, state: Any) -> SnapshotIndex:
         """The in-memory index mirrors broadcast state; rebuilt from it after a restore."""
         if self.index is None:
-            self.index = SnapshotIndex()
+            self.index = SnapshotIndex(initial=warm_snapshot(self.settings))
             for _, snapshot in state.items():
                 self.index.add(snapshot)
         return self.index

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.stats import ks_2samp
+from scipy.stats import ks_2samp, norm
 
 Correction = Literal["bonferroni", "holm", "benjamini-hochberg"]
 Alternative = Literal["two-sided", "greater"]
@@ -73,9 +73,15 @@ class KSDriftDetector:
     references: dict[str, np.ndarray] = field(default_factory=dict)
     reference_fill: dict[str, int] = field(default_factory=dict)
 
-    def check(self, samples: dict[str, np.ndarray]) -> list[Detection]:
-        """Test this window's samples (NaN ignored); learn references still being filled."""
-        tested: list[tuple[str, float, float, np.ndarray]] = []
+    def check(self, samples: dict[str, np.ndarray],
+              other_tests: dict[str, tuple[float, float]] | None = None) -> list[Detection]:
+        """Test this window's samples (NaN ignored); learn references still being filled.
+
+        ``other_tests`` (name -> statistic, p-value, e.g. :class:`ErrorRateCheck`) join the same
+        corrected family, so adding a check does not raise the false-alarm rate.
+        """
+        tested: list[tuple[str, float, float, np.ndarray | None]] = [
+            (name, statistic, p_value, None) for name, (statistic, p_value) in (other_tests or {}).items()]
         for name, values in samples.items():
             values = values[np.isfinite(values)]
             if self.reference_fill.get(name, 0) < self.reference_windows:
@@ -88,7 +94,9 @@ class KSDriftDetector:
         flags = reject([p for _, _, p, _ in tested], self.alpha, self.correction)
         detections = []
         for (name, statistic, p_value, values), flagged in zip(tested, flags):
-            if flagged and statistic >= self.min_statistic:
+            if flagged and values is None:
+                detections.append(Detection(name, statistic, p_value))
+            elif flagged and statistic >= self.min_statistic:
                 detections.append(Detection(name, statistic, p_value))
                 self.references.pop(name)
                 self.reference_fill[name] = 0
@@ -112,3 +120,45 @@ class KSDriftDetector:
             merged = rng.choice(merged, size=self.reference_size, replace=False)
         self.references[name] = merged
         self.reference_fill[name] = self.reference_fill.get(name, 0) + 1
+
+
+@dataclass
+class ErrorRateCheck:
+    """Is this window's error rate above the reference windows'? One-sided two-proportion z-test.
+
+    The loss KS test sees any change in the loss distribution; this one sees the plainer signal
+    that more predictions are wrong. Its reference is the pooled error count of the first
+    ``reference_windows`` windows, replaced by the drifted window after a detection.
+
+    >>> check = ErrorRateCheck(reference_windows=1, min_samples=50)
+    >>> check.test(np.array([0] * 80 + [1] * 20)) is None  # fills the reference (20% wrong)
+    True
+    >>> increase, p_value = check.test(np.array([0] * 55 + [1] * 45))  # 45% wrong
+    >>> round(increase, 2), p_value < 1e-3
+    (0.25, True)
+    """
+
+    reference_windows: int = 2
+    min_samples: int = 100
+    min_increase: float = 0.0
+    errors: int = 0
+    total: int = 0
+    filled: int = 0
+
+    def test(self, wrong: np.ndarray) -> tuple[float, float] | None:
+        """(increase in error rate, p-value), or None while the reference fills or too few samples."""
+        if self.filled < self.reference_windows:
+            self.errors, self.total, self.filled = self.errors + int(wrong.sum()), self.total + len(wrong), self.filled + 1
+            return None
+        if len(wrong) < self.min_samples or self.total == 0:
+            return None
+        now, before = float(wrong.mean()), self.errors / self.total
+        pooled = (wrong.sum() + self.errors) / (len(wrong) + self.total)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / len(wrong) + 1 / self.total))
+        if now - before < self.min_increase or se == 0:
+            return now - before, 1.0
+        return now - before, float(norm.sf((now - before) / se))
+
+    def restart(self, wrong: np.ndarray) -> None:
+        """After a detection the drifted window is the new reference."""
+        self.errors, self.total, self.filled = int(wrong.sum()), len(wrong), 1

@@ -24,6 +24,7 @@ from udfs.dedup import DuplicateGuard
 from udfs.events import DeadLetter, EventValidator, LatenessGuard, duplicate_event, late_event, window_start
 from udfs.scoring import SnapshotIndex, prediction_json, score
 from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
+from udfs.warm_start import warm_snapshot
 from udfs.window_trainer import WindowTrainer
 
 
@@ -46,7 +47,7 @@ def run_library(settings: Settings, lines: Iterable[str]) -> LibraryResult:
     users: dict[str, UserState] = {}
     open_windows: dict[int, list[FeatureRow]] = defaultdict(list)
     waiting: dict[int, list[FeatureRow]] = defaultdict(list)
-    index = SnapshotIndex()
+    index = SnapshotIndex(initial=warm_snapshot(settings))
     result = LibraryResult()
 
     def advance(watermark: int) -> None:

@@ -93,7 +93,7 @@ class MlflowReporter:
         while (item := self.pending.get()) is not _STOP:
             self._guarded(self.log_window, item)
         if self.last_snapshot and self.last_snapshot["version"] not in self.registered:
-            self._guarded(self.register, self.last_snapshot)
+            self._guarded(lambda snapshot: self.register(snapshot, "final"), self.last_snapshot)
         counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries}
         self._guarded(lambda _: self._call(lambda: self.client.log_batch(self.run_id, metrics=[
             Metric(name, float(value), int(time.time() * 1000), 0) for name, value in counters.items()]),
@@ -135,19 +135,20 @@ class MlflowReporter:
         self._call(lambda: self.client.log_dict(self.run_id, snapshot, f"snapshots/snapshot-{step:06d}.json"),
                    f"snapshot of window {step}")
         self.last_snapshot = snapshot
-        rolled_back = any(d["kind"] == "rollback" for d in snapshot.get("decisions", ()))
-        if step % self.register_every == 0 or rolled_back:
-            self.register(snapshot)
+        if any(d["kind"] == "rollback" for d in snapshot.get("decisions", ())):
+            self.register(snapshot, "rollback")
+        elif step % self.register_every == 0:
+            self.register(snapshot, "periodic")
 
-    def register(self, snapshot: dict[str, Any]) -> None:
+    def register(self, snapshot: dict[str, Any], why: str) -> None:
         """Point ``champion`` at the serving snapshot, logging and registering its model first if needed."""
         version = snapshot["version"]
         if version not in self.registered:
-            self.registered[version] = self._register_model(snapshot)
+            self.registered[version] = self._register_model(snapshot, why)
         self._call(lambda: self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS,
                                                                   self.registered[version]), "champion alias")
 
-    def _register_model(self, snapshot: dict[str, Any]) -> str:
+    def _register_model(self, snapshot: dict[str, Any], why: str) -> str:
         version = snapshot["version"]
         artifact_path = f"models/model-{version:06d}"
         with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +166,7 @@ class MlflowReporter:
         self._call(self._create_model, "registered model")
         model_version = self._call(lambda: self.client.create_model_version(
             self.registered_model, f"runs:/{self.run_id}/{artifact_path}", run_id=self.run_id,
-            tags={"snapshot_version": str(version), "window_end": str(snapshot["window_end"])},
+            tags={"snapshot_version": str(version), "window_end": str(snapshot["window_end"]), "registered_for": why},
         ), "model version")
         return model_version.version
 
@@ -182,7 +183,7 @@ class MlflowReporter:
         for snapshot in missing:
             self.log_window(snapshot)
         if snapshots and self._champion_version() != snapshots[-1]["version"]:
-            self.register(snapshots[-1])
+            self.register(snapshots[-1], "final")
         return len(missing)
 
     def _champion_version(self) -> int | None:

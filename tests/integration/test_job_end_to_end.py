@@ -3,6 +3,7 @@ prequential versions, learning, drift detection and false alarms, dead letters."
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter
 from pathlib import Path
@@ -71,13 +72,11 @@ def test_exactly_one_prediction_per_valid_event(stationary_run):
 def test_each_event_is_scored_by_the_newest_model_trained_before_its_window(stationary_run):
     out, _, _ = stationary_run
     snapshots = read_snapshots(out)
-    assert [s["version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
-    ends = {s["version"]: s["window_end"] for s in snapshots}
-    ends[0] = None
+    assert [s["trained_version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
+    ends = [s["window_end"] for s in snapshots]
     for p in outputs(out, "predictions"):
-        start = window_start(p["event_time"], WINDOW_MS)
-        eligible = [v for v, end in ends.items() if end is not None and end <= start]
-        assert p["model_version"] == max(eligible, default=0), p
+        newest = bisect.bisect_right(ends, window_start(p["event_time"], WINDOW_MS))
+        assert p["model_version"] == (snapshots[newest - 1]["version"] if newest else 0), p
 
 
 def test_model_learns_on_a_stationary_stream(stationary_run):
