@@ -40,9 +40,10 @@ def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "predictions": n_predictions,
         "windows": len(snapshots),
-        "model_versions": len(snapshots),
         "latest_model_version": snapshots[-1]["version"] if snapshots else 0,
-        "predictions_by_version_count": len(predictions),
+        "models_served": len(predictions),
+        "decisions": dict(Counter(d["kind"] for s in snapshots for d in s.get("decisions", ())
+                                  if d["kind"] not in ("gate_passed", "gate_skipped"))),
         "all_windows": _quality([s["metrics"] for s in snapshots]),
         f"windows_{LATE_WINDOW_FROM}_plus": _quality([s["metrics"] for s in snapshots[LATE_WINDOW_FROM:]]),
         "drift_events": len(drift),
@@ -76,12 +77,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"events           {summary['predictions'] + summary['dead_letters']} read, "
         f"{summary['predictions']} valid and scored (one prediction each)",
-        f"windows          {summary['windows']} (model versions 1..{summary['latest_model_version']})",
+        f"windows          {summary['windows']} (one candidate model each; {summary['models_served']} served, "
+        f"the last is version {summary['latest_model_version']})",
         f"logloss          {fmt(overall['logloss'])} prequential, base-rate predictor {fmt(overall['baseline_logloss'])}",
         f"  windows {LATE_WINDOW_FROM}+     {fmt(late['logloss'])} vs base rate {fmt(late['baseline_logloss'])}",
         f"AUC              {fmt(overall['auc'])} (windows {LATE_WINDOW_FROM}+: {fmt(late['auc'])})",
         f"accuracy         {fmt(overall['accuracy'])}",
         f"drift events     {summary['drift_events']} {summary['drift_by_name'] or ''}",
         f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
+        f"decisions        {summary['decisions'] or 'none (no gate block, adaptation or rollback)'}",
     ]
     return "\n".join(lines)

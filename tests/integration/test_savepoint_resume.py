@@ -43,7 +43,7 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     assert match, f"no savepoint reported:\n{stdout[-4000:]}"
     before = len(outputs(out, "predictions"))
     assert 0 < before < len(events), f"the stop should land mid-stream ({before} of {len(events)} committed)"
-    versions_before = [s["version"] for s in read_snapshots(out)]
+    versions_before = [s["trained_version"] for s in read_snapshots(out)]
     assert versions_before, "no snapshot committed before the stop"
 
     resumed = run_job(tmp_path / "events.jsonl", out, *OVERRIDES, resume=match.group(1))
@@ -59,7 +59,7 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
         assert p["model_version"] == want["model_version"] and abs(p["score"] - want["score"]) < 1e-9, (p, want)
 
     snapshots = read_snapshots(out)
-    assert [s["version"] for s in snapshots] == list(range(1, len(library.snapshots) + 1))
+    assert [s["trained_version"] for s in snapshots] == list(range(1, len(library.snapshots) + 1))
     assert versions_before == list(range(1, len(versions_before) + 1)), "versions restart or skip"
     np.testing.assert_allclose(snapshots[-1]["parameters"]["weights"],
                                library.snapshots[-1]["parameters"]["weights"], atol=1e-6)
