@@ -88,6 +88,9 @@ class KafkaSettings(_Section):
     drift_topic: str = "drift-events"
     delivery_guarantee: Literal["at-least-once", "exactly-once", "none"] = "at-least-once"
     transactional_id_prefix: str = "online-learning"
+    # Passed to the Kafka clients as they are, e.g. {"fetch.max.wait.ms": "50"} or security settings.
+    consumer_properties: dict[str, str] = {}
+    producer_properties: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _timestamp_needs_value(self) -> KafkaSettings:

@@ -49,6 +49,8 @@ def kafka_source(k: KafkaSettings) -> KafkaSource:
         .set_value_only_deserializer(SimpleStringSchema())
     if k.stopping_offsets:
         builder = builder.set_bounded(_fixed_offsets(k.stopping_offsets))
+    for key, value in k.consumer_properties.items():
+        builder = builder.set_property(key, value)
     return builder.build()
 
 
@@ -78,4 +80,6 @@ def kafka_sink(k: KafkaSettings, topic: str) -> KafkaSink:
         .set_delivery_guarantee(_GUARANTEES[k.delivery_guarantee])
     if k.delivery_guarantee == "exactly-once":
         builder = builder.set_transactional_id_prefix(f"{k.transactional_id_prefix}-{topic}")
+    for key, value in k.producer_properties.items():
+        builder = builder.set_property(key, value)
     return builder.build()

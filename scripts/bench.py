@@ -1,6 +1,7 @@
 """Benchmark: the full job against a passthrough job and against library mode, on one input.
 
     python scripts/bench.py [--events 300000] [--users 10000] [--numeric 17] [--parallelism 2] [--json bench.json]
+                            [--kafka-rate auto|N|0] [--kafka-seconds 60]
 
 Each contender runs in its own process on the same generated file:
 1. passthrough: the job's source, parsing and prediction sink, one trivial keyed Python operator;
@@ -8,7 +9,9 @@ Each contender runs in its own process on the same generated file:
 3. library: the same udfs (features, model, windows, drift, scoring) in a plain Python loop.
 It prints events/s, the ratios full/passthrough and full/library, per-window training time
 (p50/p99), peak resident memory of each contender's process tree, and how training time grows
-with window size.
+with window size. Kafka mode (on unless ``--kafka-rate 0``) then runs the full job between
+Kafka topics at a fixed offered rate (``auto``: half the full job's measured events/s) and prints
+the produce-to-prediction latency p50/p99 (scripts/kafka_latency.py).
 Absolute numbers on shared machines are noisy: read the ratios.
 """
 
@@ -30,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from conf.settings import load_settings  # noqa: E402
+from scripts.kafka_latency import measure_latency  # noqa: E402
 from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
 
 
@@ -136,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--train-sizes", default="10000,100000,1000000")
     p.add_argument("--json", type=Path, default=Path("bench.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every contender, e.g. job.python_execution_mode=thread")
+    p.add_argument("--kafka-rate", default="auto", help="events/s offered in Kafka mode; auto = half the full "
+                                                         "job's measured throughput; 0 = skip Kafka mode")
+    p.add_argument("--kafka-seconds", type=float, default=60.0, help="measured seconds in Kafka mode")
     a = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                           duration_s=a.duration_s, seed=1)
         print(f"generating {a.events} events, {a.users} users, {a.numeric + 3} features ...", file=sys.stderr)
         write_jsonl(generate_events(spec), input_file)
-        features = [f"features.numeric={json.dumps(numeric_feature_names(a.numeric))}"]
+        features = [f"features.numeric={json.dumps(numeric_feature_names(a.numeric))}", *a.set]
         figures: dict = {"events": a.events, "users": a.users, "parallelism": a.parallelism}
         for name in ("passthrough", "full", "library"):
             print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -158,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         figures["full/passthrough"] = figures["full"]["events_per_s"] / figures["passthrough"]["events_per_s"]
         figures["full/library"] = figures["full"]["events_per_s"] / figures["library"]["events_per_s"]
         figures["training_scaling"] = training_scaling([int(s) for s in a.train_sizes.split(",")], a.numeric)
+        rate = figures["full"]["events_per_s"] / 2 if a.kafka_rate == "auto" else float(a.kafka_rate)
+        if rate > 0:
+            print(f"running kafka mode at {rate:.0f} events/s ...", file=sys.stderr, flush=True)
+            figures["kafka"] = measure_latency(rate, a.kafka_seconds, a.parallelism, features, tmp / "kafka")
 
     for name in ("passthrough", "full", "library"):
         f = figures[name]
@@ -167,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")
     for row in figures["training_scaling"]:
         print(f"window of {row['window_events']:>9} events trains in {row['seconds']:.2f} s")
+    if "kafka" in figures:
+        k = figures["kafka"]
+        print(f"kafka at {k['offered_rate']:.0f} events/s: produce-to-prediction p50 {k['p50_ms']:.0f} ms, "
+              f"p99 {k['p99_ms']:.0f} ms, max {k['max_ms']:.0f} ms ({k['received']}/{k['measured_events']} "
+              f"measured events; {', '.join(k['settings'])})")
     a.json.write_text(json.dumps(figures, indent=2))
     print(f"figures written to {a.json}")
     return 0

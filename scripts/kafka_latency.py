@@ -1,0 +1,102 @@
+"""Produce-to-prediction latency of the full job between Kafka topics, at a fixed offered rate.
+
+Used by ``scripts/bench.py --kafka-rate``. Events are stamped with the wall clock as their event
+time when produced, so the job's watermarks and windows advance in real time as in production.
+A consumer on the predictions topic records when each event's prediction arrives; latency is
+arrival minus produce time, over the events produced after a warm-up (the job's start-up).
+
+Two settings bound the latency by design, and are set here as a latency-minded deployment would:
+``source.max_out_of_orderness_ms`` (an event of a new window waits until the watermark passes the
+window's start, so that its serving model is final) and ``job.python_bundle_time_ms`` (how long a
+Python operator may buffer records); the Kafka clients' ``fetch.max.wait.ms`` and ``linger.ms``
+trade batching for latency as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from kafka import KafkaConsumer
+
+from scripts.broker import Broker, wait_until
+from scripts.kafka_tools import create_topics, replay_lines
+from udfs.stream_generator import StreamSpec, generate_events
+
+REPO = Path(__file__).resolve().parent.parent
+LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=500", "job.python_bundle_time_ms=50", "source.idleness_ms=2000",
+                    'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
+                    'kafka.producer_properties={"linger.ms": "0"}')
+
+
+class _Arrivals(threading.Thread):
+    """Wall-clock arrival time of each prediction, by event id."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer("predictions", bootstrap_servers=bootstrap, group_id=None,
+                                      auto_offset_reset="earliest", enable_auto_commit=False,
+                                      fetch_max_wait_ms=10)  # the measuring end must not add latency
+        self.seen: dict[str, float] = {}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            for batch in self.consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                for record in batch:
+                    self.seen.setdefault(json.loads(record.value)["event_id"], now)
+        self.consumer.close()
+
+
+def _stamped(spec: StreamSpec, produced: dict[str, float], measure_after: float):
+    """Generated events with event time = now, produce times recorded once measuring has begun."""
+    for event in generate_events(spec):
+        now = time.time()
+        event["event_time"] = int(now * 1000)
+        if now >= measure_after:
+            produced[event["event_id"]] = now
+        yield json.dumps(event)
+
+
+def measure_latency(rate: float, seconds: float, parallelism: int, overrides: list[str], workdir: Path,
+                    warmup_s: float = 20.0) -> dict:
+    """p50/p99 produce-to-prediction latency (ms) of the full job at ``rate`` events/s."""
+    total = int(rate * (warmup_s + seconds))
+    spec = StreamSpec(n_events=total, n_users=2_000, duration_s=warmup_s + seconds, seed=5)
+    produced: dict[str, float] = {}
+    with Broker() as broker:
+        create_topics(broker.bootstrap, [f"interactions:{parallelism}", f"predictions:{parallelism}",
+                                         "dead-letters", "drift-events"])
+        cmd = [sys.executable, "-m", "jobs.online_learning", "--output", str(workdir)]
+        for item in [*overrides, *LATENCY_SETTINGS, "source.kind=kafka", "output.kind=kafka",
+                     f"kafka.bootstrap_servers={broker.bootstrap}", "kafka.starting_offsets=earliest",
+                     f"job.parallelism={parallelism}"]:
+            cmd += ["--set", item]
+        job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        arrivals = _Arrivals(broker.bootstrap)
+        arrivals.start()
+        try:
+            time.sleep(10)  # the MiniCluster and its Python workers start
+            measure_after = time.time() + warmup_s
+            print(f"  kafka: producing {total} events at {rate:.0f}/s ({warmup_s:.0f} s warm-up)", file=sys.stderr)
+            replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, measure_after), rate=rate,
+                         total=total)
+            wait_until(lambda: all(e in arrivals.seen for e in produced) or job.poll() is not None, 120,
+                       "every measured prediction", 0.5)
+        finally:
+            arrivals.stopped.set()
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    latencies = np.array([(arrivals.seen[e] - t) * 1000 for e, t in produced.items() if e in arrivals.seen])
+    return {"offered_rate": rate, "measured_events": len(produced), "received": len(latencies),
+            "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+            "max_ms": float(latencies.max()), "settings": list(LATENCY_SETTINGS)}
