@@ -108,7 +108,6 @@ class SourceSettings(_Section):
     path: str | None = None
     generator: GeneratorSettings = GeneratorSettings()
     max_out_of_orderness_ms: int = Field(5_000, ge=0)
-    idleness_ms: int = Field(30_000, ge=0)
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> SourceSettings:
@@ -161,6 +160,20 @@ class ModelSettings(_Section):
 
 class WindowSettings(_Section):
     size_ms: int = Field(300_000, ge=1_000)
+
+
+class BatchingSettings(_Section):
+    """How events cross into Python: one batch per user shard and event-time slice.
+
+    A batch holds the valid, timely events of one slice (``slice_ms`` of event time) whose users
+    hash to one shard. Larger slices make larger batches (faster replays of history); a live
+    stream waits up to one slice plus ``source.max_out_of_orderness_ms`` before it is scored, so
+    keep slices short there. Results do not depend on either setting. ``shards`` caps the
+    useful parallelism of the per-user operators.
+    """
+
+    slice_ms: int = Field(1_000, ge=1)
+    shards: int = Field(16, ge=1)
 
 
 class DriftSettings(_Section):
@@ -222,6 +235,7 @@ class Settings(_Section):
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
     window: WindowSettings = WindowSettings()
+    batching: BatchingSettings = BatchingSettings()
     drift: DriftSettings = DriftSettings()
     adaptation: AdaptationSettings = AdaptationSettings()
     mlflow: MlflowSettings = MlflowSettings()

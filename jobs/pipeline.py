@@ -1,39 +1,47 @@
-"""The job graph: source -> parse -> per-user features -> (trainer, predictor) -> sinks.
+"""The job graph: source -> triage -> batches per (user shard, slice) -> features -> (trainer, predictor) -> sinks.
 
-                       +--> key_by(const) -> TrainOnWindows --snapshots--+--> MLflow -> snapshots/
-    lines -> Parse -> key_by(user) -> UserFeatures                        | broadcast
-                       +--> key_by(user) -> ScoreEvents <----------------+
-                                              +--> predictions
-    dead letters (parse, late) -> dead letters      drift events (trainer) -> drift
+    lines -> TriageLines (pandas UDF) -> watermark -> slices per shard (SQL) -> key_by(shard) -> UserFeatures
+               |                                                                    |  +-> key_by(const) -> TrainOnWindows
+               +-> dead letters (invalid, late)         dead letters (duplicates) <-+  |       | snapshots (broadcast)
+                                                                                       +-> key_by(shard) -> ScoreEvents -> predictions
+                                                                       drift events (trainer) -> drift
 
-Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or Kafka
-topics; snapshots always go to files (and MLflow).
+Events cross into Python in batches: the triage function takes Arrow batches of lines, and
+Flink SQL groups the timely lines of each user shard and event-time slice into one record
+(LISTAGG) before the per-user operators see them. Only Java runs per event between Python
+stages. Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or
+Kafka topics; snapshots always go to files (and MLflow).
 
-Every stateful operator has a stable uid so that savepoints survive code changes.
+Every stateful DataStream operator has a stable uid so that savepoints survive code changes; the
+SQL stages take the planner's uids, which stay the same while the configuration does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyflink.common import Configuration, Duration, Encoder, Types, WatermarkStrategy
+from pyflink.common import Configuration, Encoder, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.datastream.connectors.file_system import (
     FileSink, FileSource, OutputFileConfig, RollingPolicy, StreamFormat,
 )
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+from pyflink.table.expressions import col
+from pyflink.table.udf import udf
 
 from conf.settings import Settings
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.mlflow_reporting import ReportToMlflow
-from operators.parse_events import EventTimeAssigner, ParseEvents
-from operators.passthrough import constant_prediction
+from operators.parse_events import TRIAGE_TYPE, TriageLines
+from operators.passthrough import ConstantPredictions
 from operators.predictor import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
-from operators.user_features import UserFeatures
+from operators.user_features import LINE_SEPARATOR, UserFeatures
 from operators.window_trainer import TrainOnWindows
 from udfs.user_features import UserFeatureExtractor
 
@@ -67,6 +75,10 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     if job.resume_from:
         conf.set_string("execution.state-recovery.path", job.resume_from)
+    # On the MiniCluster PyFlink runs every Python operator inside this client process by default
+    # ("loopback" workers: one interpreter, one GIL for the whole job). Separate worker processes,
+    # one per slot, are what a cluster uses and let the job use more than one core here too.
+    os.environ["_python_worker_execution_mode"] = "process"
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(job.parallelism)
     if uses_kafka(settings):
@@ -92,49 +104,76 @@ def _file_sink(root: Path, name: str) -> FileSink:
         .with_output_file_config(config).with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build()
 
 
-def _parsed_events(env: StreamExecutionEnvironment, settings: Settings,
-                   input_paths: list[str]) -> tuple[DataStream, DataStream]:
-    """Source -> parse (dead letters on a side output) -> event-time watermarks."""
+def _batches(env: StreamExecutionEnvironment, settings: Settings,
+             input_paths: list[str]) -> tuple[DataStream, DataStream]:
+    """Source -> triage -> one record per (user shard, event-time slice): ``Row(shard, lines)``.
+
+    Returns the batches and the triage's dead letters (invalid or late lines, as JSON).
+    """
     if settings.source.kind == "kafka":
         source = kafka_source(settings.kafka)
     else:
         source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *input_paths).build()
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions").uid("source")
-    parsed = lines.process(ParseEvents(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("parse").name("parse")
-    watermarks = WatermarkStrategy \
-        .for_bounded_out_of_orderness(Duration.of_millis(settings.source.max_out_of_orderness_ms)) \
-        .with_idleness(Duration.of_millis(settings.source.idleness_ms)) \
-        .with_timestamp_assigner(EventTimeAssigner())
-    return parsed, parsed.assign_timestamps_and_watermarks(watermarks).uid("event-time")
+    # The front runs as one sequence (parallelism 1): lateness and the watermark are judged over the
+    # whole stream in arrival order, so no valid line is late for the windows after it, results do
+    # not depend on the parallelism, and a quiet Kafka partition never holds the watermark back
+    # (no idleness timeout, whose status change can overtake a watermark held in a Python operator).
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions").uid("source").set_parallelism(1)
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    t_env.get_config().set("table.exec.resource.default-parallelism", "1")
+    triage = udf(TriageLines(settings), result_type=TRIAGE_TYPE, func_type="pandas")
+    triaged = t_env.from_data_stream(lines).alias("line") \
+        .select(col("line"), triage(col("line")).alias("t")) \
+        .select(col("line"), col("t").get("shard").alias("shard"), col("t").get("event_time").alias("event_time"),
+                col("t").get("dead_letter").alias("dead_letter"))
+    # Back to a DataStream once, so that the triage runs once for both branches below; watermarks in
+    # Java, one millisecond behind the triage's lateness bound: no timely line is late for the slices.
+    bound_ms = settings.source.max_out_of_orderness_ms + 1
+    schema = Schema.new_builder() \
+        .column("line", DataTypes.STRING()).column("shard", DataTypes.INT()) \
+        .column("event_time", DataTypes.BIGINT()).column("dead_letter", DataTypes.STRING()) \
+        .column_by_expression("rt", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)") \
+        .watermark("rt", f"rt - INTERVAL '0.001' SECOND * {bound_ms}").build()
+    t_env.create_temporary_view("triaged_lines", t_env.from_data_stream(t_env.to_data_stream(triaged), schema))
+    dead_letters = t_env.to_data_stream(t_env.sql_query(
+        "SELECT dead_letter FROM triaged_lines WHERE dead_letter IS NOT NULL")) \
+        .map(lambda row: row[0], output_type=Types.STRING()).name("triage-dead-letters")
+    t_env.create_temporary_view("timely_lines", t_env.sql_query(
+        "SELECT line, shard, rt FROM triaged_lines WHERE dead_letter IS NULL"))
+    batches = t_env.sql_query(f"""
+        SELECT shard, LISTAGG(line, '{LINE_SEPARATOR}') AS lines
+        FROM TABLE(TUMBLE(TABLE timely_lines, DESCRIPTOR(rt), INTERVAL '{settings.batching.slice_ms / 1000:g}' SECOND))
+        GROUP BY shard, window_start, window_end""")
+    return t_env.to_data_stream(batches), dead_letters
 
 
 def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str]) -> None:
-    """The platform ceiling for benchmarks: the job's source, parsing and prediction sink with one
-    trivial keyed Python operator in place of features, training and scoring."""
-    parsed, events = _parsed_events(env, settings, input_paths)
-    predictions = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
-        .map(constant_prediction, output_type=Types.STRING()).name("constant-score")
+    """The platform ceiling for benchmarks: the job's source, triage, batching and prediction sink with
+    one trivial keyed Python operator in place of features, training and scoring."""
+    batches, dead_letters = _batches(env, settings, input_paths)
+    predictions = batches.key_by(lambda b: b.shard, key_type=Types.INT()) \
+        .flat_map(ConstantPredictions(settings), output_type=Types.STRING()).name("constant-score")
     predictions.sink_to(_sink(settings, "predictions", settings.kafka.predictions_topic))
-    parsed.get_side_output(DEAD_LETTERS).sink_to(_sink(settings, "dead_letters", settings.kafka.dead_letters_topic))
+    dead_letters.sink_to(_sink(settings, "dead_letters", settings.kafka.dead_letters_topic))
 
 
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
                    mlflow_target: MlflowTarget | None) -> None:
-    parsed, events = _parsed_events(env, settings, input_paths)
-
-    rows = events.key_by(lambda e: e.user_id, key_type=Types.STRING()) \
+    batches, triage_dead_letters = _batches(env, settings, input_paths)
+    rows = batches.key_by(lambda b: b.shard, key_type=Types.INT()) \
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features").name("user-features")
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
     trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1)
-    predictions = rows.key_by(lambda r: r.user_id, key_type=Types.STRING()) \
+    predictions = rows.key_by(lambda r: r[0], key_type=Types.INT()) \
         .connect(trained.broadcast(SNAPSHOTS)) \
         .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor")
 
     k = settings.kafka
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")
-    parsed.get_side_output(DEAD_LETTERS).union(rows.get_side_output(DEAD_LETTERS)) \
+    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS)) \
         .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
     trained.get_side_output(DRIFT_EVENTS).sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
     _snapshot_json(trained, settings, mlflow_target).sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")

@@ -6,14 +6,14 @@ the run summary counts the same reasons from the committed dead-letter output.
 
 from __future__ import annotations
 
-from pyflink.datastream.functions import RuntimeContext
+from pyflink.metrics import MetricGroup
 
 from udfs.events import DeadLetter
 
 
 class DeadLetterCounters:
-    def __init__(self, runtime_context: RuntimeContext) -> None:
-        self.group = runtime_context.get_metrics_group().add_group("dead_letters")
+    def __init__(self, metrics: MetricGroup) -> None:
+        self.group = metrics.add_group("dead_letters")
         self.counters: dict = {}
 
     def count(self, letter: DeadLetter) -> str:

@@ -22,10 +22,10 @@ class FailOnce:
         self.operator = operator
         self.seen = 0
 
-    def tick(self) -> None:
+    def tick(self, records: int = 1) -> None:
         if self.after is None:
             return
-        self.seen += 1
+        self.seen += records
         if self.seen >= self.after and not self.marker.exists():
             self.marker.parent.mkdir(parents=True, exist_ok=True)
             self.marker.write_text(str(self.seen))

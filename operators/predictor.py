@@ -1,9 +1,10 @@
-"""Scores every event with the newest snapshot trained only on earlier windows.
+"""Scores every event with the newest snapshot trained only on earlier windows, a batch at a time.
 
-Snapshots arrive as a broadcast stream from the trainer. An event of window ``w`` waits (in
-keyed state, with an event-time timer) until the watermark shows that every window ending at
-or before ``w``'s start has closed; then the snapshot that serves it is final and the score
-is the same on every run, whatever the relative speed of the two inputs.
+Snapshots arrive as a broadcast stream from the trainer. The rows of window ``w`` in a batch
+wait (in keyed state, with an event-time timer) until the watermark shows that every window
+ending at or before ``w``'s start has closed; then the snapshot that serves them is final and
+the scores are the same on every run, whatever the relative speed of the two inputs. Each
+batch is scored in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
 
 from conf.settings import Settings
 from operators.fault_injection import FailOnce
-from udfs.events import window_start
-from udfs.scoring import SnapshotIndex, prediction_json, score
-from udfs.user_features import FeatureRow
+from udfs.feature_batch import FeatureBatch
+from udfs.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.warm_start import warm_snapshot
 
 SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
@@ -35,22 +35,24 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         self.index: SnapshotIndex | None = None
         self.fault = FailOnce(self.settings, "predictor")
 
-    def process_element(self, row: FeatureRow, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
-        self.fault.tick()
-        start = window_start(row.event_time, self.size)
-        if ctx.timer_service().current_watermark() >= start - 1:
-            yield self._score(row, ctx)
-        else:
-            self.waiting.add(row)
-            ctx.timer_service().register_event_time_timer(start - 1)
+    def process_element(self, keyed: tuple[int, FeatureBatch],
+                        ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
+        _, batch = keyed
+        self.fault.tick(len(batch))
+        for start, part in batch.by_window(self.size).items():
+            if ctx.timer_service().current_watermark() >= start - 1:
+                yield from self._score(start, part, ctx)
+            else:
+                self.waiting.add((start, part))
+                ctx.timer_service().register_event_time_timer(start - 1)
 
     def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext) -> Iterator[str]:
         ready, waiting = [], []
-        for row in self.waiting.get() or ():
-            (ready if window_start(row.event_time, self.size) - 1 <= timestamp else waiting).append(row)
+        for start, part in self.waiting.get() or ():
+            (ready if start - 1 <= timestamp else waiting).append((start, part))
         self.waiting.update(waiting)
-        for row in ready:
-            yield self._score(row, ctx)
+        for start, part in ready:
+            yield from self._score(start, part, ctx)
 
     def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
         state = ctx.get_broadcast_state(SNAPSHOTS)
@@ -60,10 +62,10 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         for end in index.prune(KEEP_SNAPSHOTS):
             state.remove(end)
 
-    def _score(self, row: FeatureRow, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> str:
+    def _score(self, start: int, part: FeatureBatch, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> list[str]:
         index = self._index(ctx.get_broadcast_state(SNAPSHOTS))
-        snapshot = index.serving_for(window_start(row.event_time, self.size))
-        return prediction_json(row, score(row, snapshot, index.model(snapshot)), snapshot["version"])
+        snapshot = index.serving_for(start)
+        return predictions_json(part, score_batch(part, index.model(snapshot)), snapshot["version"])
 
     def _index(self, state: Any) -> SnapshotIndex:
         """The in-memory index mirrors broadcast state; rebuilt from it after a restore."""

@@ -1,23 +1,26 @@
-"""Per-user features from keyed state: one state read and one write per event.
+"""Per-user features for a batch of lines of one user shard and event-time slice.
 
-A duplicate event id (per user, see udfs.dedup) goes to the dead letters instead.
+Keyed by shard; each user's state is one entry of the shard's MapState, read once and written
+once per batch. Raising parallelism (up to ``batching.shards``) splits shards, and so users,
+between subtasks without changing any result. Duplicate event ids go to the dead letters.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
 from operators.fault_injection import FailOnce
 from operators.tags import DEAD_LETTERS
-from udfs.dedup import DuplicateGuard
-from udfs.events import Event, duplicate_event
-from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
+from udfs.batch_features import BatchFeaturizer
+from udfs.events import Event, EventValidator
+
+LINE_SEPARATOR = "\x1e"  # ASCII record separator: never unescaped inside valid JSON
 
 
 class UserFeatures(KeyedProcessFunction):
@@ -25,18 +28,23 @@ class UserFeatures(KeyedProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.extractor = UserFeatureExtractor.from_settings(self.settings)
-        self.duplicates = DuplicateGuard.from_settings(self.settings)
-        self.dead_letters = DeadLetterCounters(runtime_context)
-        self.user = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+        self.validator = EventValidator.from_settings(self.settings)
+        self.featurizer = BatchFeaturizer.from_settings(self.settings)
+        self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
+        self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.fault = FailOnce(self.settings, "user-features")
 
-    def process_element(self, event: Event, ctx: KeyedProcessFunction.Context) -> Iterator[FeatureRow]:
-        self.fault.tick()
-        state = self.user.value() or UserState.new(len(self.settings.features.numeric))
-        if self.duplicates.is_duplicate(state.recent_ids, event.event_id, event.event_time):
-            yield DEAD_LETTERS, self.dead_letters.count(duplicate_event(event))
-            return
-        row = self.extractor.featurize(state, event)
-        self.user.update(state)
-        yield row
+    def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        """``batch``: (shard, lines joined by LINE_SEPARATOR), each line already validated and timely."""
+        events: list[Event] = [self.validator.parse(line) for line in batch.lines.split(LINE_SEPARATOR)]
+        self.fault.tick(len(events))
+        states = {}
+        for user in {e.user_id for e in events}:
+            state = self.users.get(user)
+            if state is not None:
+                states[user] = state
+        featurized = self.featurizer.featurize(events, states)
+        self.users.put_all(states.items())  # PyFlink iterates pairs, not a dict
+        for letter in featurized.dead_letters:
+            yield DEAD_LETTERS, self.dead_letters.count(letter)
+        yield batch.shard, featurized.batch

@@ -1,8 +1,9 @@
-"""Event-time tumbling windows of feature rows -> one model update and snapshot per window.
+"""Event-time tumbling windows of feature batches -> one model update and snapshot per window.
 
 A KeyedProcessFunction with event-time timers instead of PyFlink's Python window operator,
-which costs several times more per record. All rows share one key, so one trainer holds the
-model; its state (model, optimizer, drift references, version) is Flink state.
+which costs several times more per record. All batches share one key, so one trainer holds the
+model; its state (model, optimizer, drift references, version) is Flink state. Batches are
+buffered whole (one state append per batch, not per row) until their window closes.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from conf.settings import Settings
 from operators.fault_injection import FailOnce
 from operators.tags import DRIFT_EVENTS
-from udfs.events import window_start
-from udfs.user_features import FeatureRow
+from udfs.feature_batch import FeatureBatch
 from udfs.window_trainer import WindowTrainer
 
 
@@ -30,24 +30,27 @@ class TrainOnWindows(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.trainer = WindowTrainer(self.settings, self.dense_names)
         self.size = self.settings.window.size_ms
-        self.buffer = runtime_context.get_list_state(ListStateDescriptor("rows", Types.PICKLED_BYTE_ARRAY()))
+        self.buffer = runtime_context.get_list_state(ListStateDescriptor("batches", Types.PICKLED_BYTE_ARRAY()))
         self.state = runtime_context.get_state(ValueStateDescriptor("trainer", Types.PICKLED_BYTE_ARRAY()))
         self.fault = FailOnce(self.settings, "trainer")
 
-    def process_element(self, row: FeatureRow, ctx: KeyedProcessFunction.Context) -> Iterator:
-        self.fault.tick()
-        self.buffer.add(row)
-        ctx.timer_service().register_event_time_timer(window_start(row.event_time, self.size) + self.size - 1)
+    def process_element(self, keyed: tuple[int, FeatureBatch], ctx: KeyedProcessFunction.Context) -> Iterator:
+        _, batch = keyed
+        self.fault.tick(len(batch))
+        for start, part in batch.by_window(self.size).items():
+            self.buffer.add((start, part))
+            ctx.timer_service().register_event_time_timer(start + self.size - 1)
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator:
-        end = timestamp + 1
-        rows, later = [], []
-        for row in self.buffer.get() or ():
-            (rows if row.event_time < end else later).append(row)
+        start = timestamp + 1 - self.size
+        parts, later = [], []
+        for window, part in self.buffer.get() or ():
+            (parts if window == start else later).append((window, part))
         self.buffer.update(later)
+        rows = FeatureBatch.concat((part for _, part in parts), len(self.dense_names))
         state = self.state.value() or self.trainer.initial_state()
-        result = self.trainer.close_window(state, end - self.size, end, rows)
+        result = self.trainer.close_window(state, start, start + self.size, rows)
         self.state.update(state)
         for event in result.drift_events:
             yield DRIFT_EVENTS, json.dumps(event)

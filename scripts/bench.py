@@ -1,17 +1,23 @@
-"""Benchmark: the full job against a passthrough job and against library mode, on one input.
+"""Benchmark: the full job against passthrough jobs, library mode and River, on one input.
 
     python scripts/bench.py [--events 300000] [--users 10000] [--numeric 17] [--parallelism 2] [--json bench.json]
                             [--kafka-rate auto|N|0] [--kafka-seconds 60]
+                            [--scaling-users 1000,10000,100000] [--scaling-events N]
 
 Each contender runs in its own process on the same generated file:
 1. passthrough: the job's source, parsing and prediction sink, one trivial keyed Python operator;
-2. full: the whole job (features, prediction, windowed training, drift checks, MLflow logging);
-3. library: the same udfs (features, model, windows, drift, scoring) in a plain Python loop.
-It prints events/s, the ratios full/passthrough and full/library, per-window training time
-(p50/p99), peak resident memory of each contender's process tree, and how training time grows
-with window size. Kafka mode (on unless ``--kafka-rate 0``) then runs the full job between
-Kafka topics at a fixed offered rate (``auto``: half the full job's measured events/s) and prints
-the produce-to-prediction latency p50/p99 (scripts/kafka_latency.py).
+2. java_passthrough: the same file source straight into a file sink, no Python operator at all;
+3. full: the whole job (features, prediction, windowed training, drift checks, MLflow logging);
+4. library: the same udfs (features, model, windows, drift, scoring) in a plain Python loop;
+5. river: River's per-event StandardScaler | LogisticRegression on the numeric features
+   (scripts/river_baseline.py, in its own venv under .cache/river-venv, created on first use).
+It prints events/s, the ratios full/passthrough, full/java_passthrough, full/library and full/river,
+per-window training time (p50/p99), peak resident memory of each contender's process tree, and
+how training time grows with window size. The full job then runs again on streams with the same
+event count and more users (``--scaling-users``; '' skips): events/s, peak memory and the cost per
+event of the most users over that of the fewest. Kafka mode (on unless ``--kafka-rate 0``) then
+runs the full job between Kafka topics at a fixed offered rate (``auto``: half the full job's
+measured events/s) and prints the produce-to-prediction latency p50/p99 (scripts/kafka_latency.py).
 Absolute numbers on shared machines are noisy: read the ratios.
 """
 
@@ -36,6 +42,10 @@ from conf.settings import load_settings  # noqa: E402
 from scripts.kafka_latency import measure_latency  # noqa: E402
 from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
 
+RIVER_VENV = REPO / ".cache" / "river-venv"
+RIVER_REQUIREMENT = "river==0.26.*"
+RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
+
 
 def _tree_rss_mib(root: int) -> float:
     """Resident memory of a process and all its descendants (the JVM and Python workers), from /proc."""
@@ -56,10 +66,14 @@ def _tree_rss_mib(root: int) -> float:
     return sum(rss.get(pid, 0) for pid in tree) / 2**20
 
 
-def _run_child(args: list[str]) -> tuple[dict, float]:
-    """Runs this script's worker subcommand; returns its JSON result and the process tree's peak RSS (MiB)."""
+def _failed(cmd: list[str], stdout: str, stderr: str) -> SystemExit:
+    return SystemExit(f"benchmark step failed: {' '.join(cmd)}\n{stdout[-2000:]}\n{stderr[-4000:]}")
+
+
+def _run_child(cmd: list[str]) -> tuple[dict, float]:
+    """Runs a contender's command; returns the JSON of its last output line and the process tree's peak RSS (MiB)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out, stderr=err, text=True, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
         peak = 0.0
         while proc.poll() is None:
             peak = max(peak, _tree_rss_mib(proc.pid))
@@ -67,12 +81,42 @@ def _run_child(args: list[str]) -> tuple[dict, float]:
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark step {args[0]} failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
+        raise _failed(cmd, stdout, stderr)
     return json.loads(stdout.strip().splitlines()[-1]), peak
 
 
-def _overrides(parallelism: int, out: Path, extra: list[str]) -> list[str]:
-    return [f"job.parallelism={parallelism}", f"output.path={out}", *extra]
+def _measure(name: str, cmd: list[str], events: int) -> dict:
+    print(f"running {name} ...", file=sys.stderr, flush=True)
+    result, peak = _run_child(cmd)
+    return {**result, "events_per_s": events / result["seconds"], "peak_rss_mib": peak}
+
+
+def _worker(name: str, input_file: Path, parallelism: int, out: Path, extra: list[str]) -> list[str]:
+    """The command line of one of this script's worker subcommands (see ``main``)."""
+    overrides = [f"job.parallelism={parallelism}", f"output.path={out}", *extra]
+    return [sys.executable, __file__, f"_{name}", str(input_file), json.dumps(overrides)]
+
+
+def _generate(path: Path, events: int, users: int, numeric: int, duration_s: float) -> Path:
+    print(f"generating {events} events, {users} users, {numeric + 3} features ...", file=sys.stderr, flush=True)
+    write_jsonl(generate_events(StreamSpec(n_events=events, n_users=users, n_numeric=numeric, n_categorical=2,
+                                           duration_s=duration_s, seed=1)), path)
+    return path
+
+
+def river_python() -> Path:
+    """The python of River's venv, created on first use: River may want a newer numpy than PyFlink allows."""
+    python, done = RIVER_VENV / "bin" / "python", RIVER_VENV / ".installed"
+    if not done.exists() or done.read_text() != RIVER_REQUIREMENT:
+        print(f"creating {RIVER_VENV.relative_to(REPO)} with {RIVER_REQUIREMENT} (first use) ...",
+              file=sys.stderr, flush=True)
+        for cmd in ([sys.executable, "-m", "venv", "--clear", str(RIVER_VENV)],
+                    [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", RIVER_REQUIREMENT]):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise _failed(cmd, proc.stdout, proc.stderr)
+        done.write_text(RIVER_REQUIREMENT)
+    return python
 
 
 def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
@@ -83,6 +127,30 @@ def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
     started = time.perf_counter()
     env.execute("bench-passthrough")
     return {"seconds": time.perf_counter() - started}
+
+
+def worker_java_passthrough(input_file: str, overrides: list[str]) -> dict:
+    """The platform floor: the job's file source straight into a file sink, no Python operator."""
+    from pyflink.common import Configuration, Encoder, WatermarkStrategy
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.datastream.connectors.file_system import FileSink, FileSource, RollingPolicy, StreamFormat
+    settings = load_settings(overrides=overrides)
+    conf = Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("execution.checkpointing.interval", f"{settings.job.checkpoint_interval_ms} ms")
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(settings.job.parallelism)
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), input_file).build()
+    out = settings.output_dir() / "lines"
+    sink = FileSink.for_row_format(str(out), Encoder.simple_string_encoder()) \
+        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy()).build()
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "lines").sink_to(sink)
+    started = time.perf_counter()
+    env.execute("bench-java-passthrough")
+    seconds = time.perf_counter() - started
+    written = sum(len(f.read_bytes().splitlines()) for f in out.rglob("[!.]*") if f.is_file())
+    return {"seconds": seconds, "events": written}
 
 
 def worker_full(input_file: str, overrides: list[str]) -> dict:
@@ -104,19 +172,27 @@ def worker_library(input_file: str, overrides: list[str]) -> dict:
     return {"seconds": seconds, "predictions": len(result.predictions)}
 
 
+# This script's worker subcommands (``_NAME INPUT OVERRIDES_JSON``), in the order they run; river comes after.
+WORKERS = {"passthrough": worker_passthrough, "java_passthrough": worker_java_passthrough,
+           "full": worker_full, "library": worker_library}
+
+
 def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
     """Seconds for one window update at each size (same features as the job)."""
-    from udfs.user_features import FeatureRow, UserFeatureExtractor
+    from udfs.feature_batch import FeatureBatch
+    from udfs.user_features import UserFeatureExtractor
     from udfs.window_trainer import WindowTrainer
     settings = load_settings(overrides=[f"features.numeric={json.dumps(numeric_feature_names(n_numeric))}"])
     names = UserFeatureExtractor.from_settings(settings).dense_names
     rng = np.random.default_rng(0)
     results = []
     for size in sizes:
-        dense = rng.normal(size=(size, len(names)))
-        labels = (rng.random(size) < 0.3).astype(int)
-        buckets = rng.integers(0, settings.features.hash_buckets, size=(size, 3))
-        rows = [FeatureRow(str(i), "u", 0, int(labels[i]), tuple(dense[i]), tuple(buckets[i])) for i in range(size)]
+        rows = FeatureBatch(
+            event_ids=[str(i) for i in range(size)], user_ids=["u"] * size,
+            event_times=np.zeros(size, dtype=np.int64), labels=(rng.random(size) < 0.3).astype(float),
+            dense=rng.normal(size=(size, len(names))),
+            buckets=rng.integers(0, settings.features.hash_buckets, size=(size, 3)),
+        )
         trainer = WindowTrainer(settings, names)
         state = trainer.initial_state()
         started = time.perf_counter()
@@ -126,10 +202,23 @@ def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
     return results
 
 
+def user_scaling(a: argparse.Namespace, users: list[int], features: list[str], tmp: Path) -> dict:
+    """The full job on streams of equal length with more and more users."""
+    runs = []
+    for n in users:
+        input_file = _generate(tmp / f"users-{n}.jsonl", a.scaling_events, n, a.numeric, a.duration_s)
+        cmd = _worker("full", input_file, a.parallelism, tmp / f"users-{n}", features)
+        row = _measure(f"full with {n} users", cmd, a.scaling_events)
+        del row["update_seconds"]
+        runs.append({"users": n, **row})
+    return {"events": a.scaling_events, "runs": runs,
+            "cost_per_event_ratio": runs[0]["events_per_s"] / runs[-1]["events_per_s"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0].startswith("_"):  # worker subcommands: NAME INPUT OVERRIDES_JSON
-        worker = {"_passthrough": worker_passthrough, "_full": worker_full, "_library": worker_library}[argv[0]]
+    if argv and argv[0].startswith("_"):  # a worker subcommand
+        worker = WORKERS[argv[0][1:]]
         print(json.dumps(worker(argv[1], json.loads(argv[2]))))
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration-s", type=float, default=3 * 3600.0)
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--train-sizes", default="10000,100000,1000000")
+    p.add_argument("--scaling-users", default="1000,10000,100000",
+                   help="user counts for the full job's user scaling; '' = skip")
+    p.add_argument("--scaling-events", type=int, help="events per user-scaling run (default: --events)")
     p.add_argument("--json", type=Path, default=Path("bench.json"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every contender, e.g. job.python_execution_mode=thread")
@@ -146,40 +238,49 @@ def main(argv: list[str] | None = None) -> int:
                                                          "job's measured throughput; 0 = skip Kafka mode")
     p.add_argument("--kafka-seconds", type=float, default=60.0, help="measured seconds in Kafka mode")
     a = p.parse_args(argv)
+    a.scaling_events = a.scaling_events or a.events
+    scaling_users = [int(n) for n in a.scaling_users.split(",") if n.strip()]
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        input_file = tmp / "events.jsonl"
-        spec = StreamSpec(n_events=a.events, n_users=a.users, n_numeric=a.numeric, n_categorical=2,
-                          duration_s=a.duration_s, seed=1)
-        print(f"generating {a.events} events, {a.users} users, {a.numeric + 3} features ...", file=sys.stderr)
-        write_jsonl(generate_events(spec), input_file)
-        features = [f"features.numeric={json.dumps(numeric_feature_names(a.numeric))}", *a.set]
+        input_file = _generate(tmp / "events.jsonl", a.events, a.users, a.numeric, a.duration_s)
+        numeric = numeric_feature_names(a.numeric)
+        features = [f"features.numeric={json.dumps(numeric)}", *a.set]
         figures: dict = {"events": a.events, "users": a.users, "parallelism": a.parallelism}
-        for name in ("passthrough", "full", "library"):
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            overrides = _overrides(a.parallelism, tmp / name, features)
-            result, peak = _run_child([f"_{name}", str(input_file), json.dumps(overrides)])
-            figures[name] = {**result, "events_per_s": a.events / result["seconds"], "peak_rss_mib": peak}
+        river_cmd = [str(river_python()), str(REPO / "scripts" / "river_baseline.py"), str(input_file),
+                     "--numeric", ",".join(numeric)]
+        for name in WORKERS:
+            figures[name] = _measure(name, _worker(name, input_file, a.parallelism, tmp / name, features), a.events)
+        figures["river"] = _measure("river", river_cmd, a.events)
         updates = figures["full"].pop("update_seconds")
         figures["training_seconds_per_window"] = {"p50": float(np.percentile(updates, 50)),
                                                   "p99": float(np.percentile(updates, 99))}
-        figures["full/passthrough"] = figures["full"]["events_per_s"] / figures["passthrough"]["events_per_s"]
-        figures["full/library"] = figures["full"]["events_per_s"] / figures["library"]["events_per_s"]
+        for name in RATIO_DENOMINATORS:
+            figures[f"full/{name}"] = figures["full"]["events_per_s"] / figures[name]["events_per_s"]
         figures["training_scaling"] = training_scaling([int(s) for s in a.train_sizes.split(",")], a.numeric)
+        if scaling_users:
+            figures["user_scaling"] = user_scaling(a, scaling_users, features, tmp)
         rate = figures["full"]["events_per_s"] / 2 if a.kafka_rate == "auto" else float(a.kafka_rate)
         if rate > 0:
             print(f"running kafka mode at {rate:.0f} events/s ...", file=sys.stderr, flush=True)
             figures["kafka"] = measure_latency(rate, a.kafka_seconds, a.parallelism, features, tmp / "kafka")
 
-    for name in ("passthrough", "full", "library"):
+    for name in (*WORKERS, "river"):
         f = figures[name]
-        print(f"{name:12} {f['events_per_s']:>10.0f} events/s  ({f['seconds']:.1f} s, peak RSS {f['peak_rss_mib']:.0f} MiB)")
-    print(f"full/passthrough {figures['full/passthrough']:.2f}   full/library {figures['full/library']:.2f}")
+        print(f"{name:16} {f['events_per_s']:>10.0f} events/s  ({f['seconds']:.1f} s, "
+              f"peak RSS {f['peak_rss_mib']:.0f} MiB)")
+    print("   ".join(f"full/{name} {figures[f'full/{name}']:.3g}" for name in RATIO_DENOMINATORS))
     t = figures["training_seconds_per_window"]
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")
     for row in figures["training_scaling"]:
         print(f"window of {row['window_events']:>9} events trains in {row['seconds']:.2f} s")
+    if "user_scaling" in figures:
+        u = figures["user_scaling"]
+        for row in u["runs"]:
+            print(f"full job, {row['users']:>7} users: {row['events_per_s']:>8.0f} events/s, "
+                  f"peak RSS {row['peak_rss_mib']:.0f} MiB")
+        print(f"cost per event, {u['runs'][-1]['users']} users / {u['runs'][0]['users']} users: "
+              f"{u['cost_per_event_ratio']:.2f}")
     if "kafka" in figures:
         k = figures["kafka"]
         print(f"kafka at {k['offered_rate']:.0f} events/s: produce-to-prediction p50 {k['p50_ms']:.0f} ms, "

@@ -6,7 +6,8 @@
 
 `start` writes the project's Flink config to .cache/flink-cluster/conf (a copy of PyFlink's conf/
 with the slots, ports and this Python interpreter set), keeps logs and pid files next to it, runs
-the distribution's bin/start-cluster.sh and returns once a TaskManager registered. `submit` runs
+the distribution's bin/start-cluster.sh and returns once the REST API reports the TaskManager's
+slots (a TaskManager registers first and reports its slots after). `submit` runs
 `flink run -d -py`, shipping the project's packages (-pyfs) and the Kafka connector (--jarfile);
 `--rest-address` points it at another cluster (whose workers need this project's dependencies).
 """
@@ -26,7 +27,7 @@ import sys
 import tomllib
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,20 @@ def rest_address(explicit: str | None = None) -> str:
         raise RuntimeError("no local cluster is running: start one with `python scripts/flink_cluster.py start` "
                            "or pass --rest-address HOST:PORT")
     return json.loads(STATE.read_text())["rest"]
+
+
+def _get(tree: dict[str, Any], dotted: str, default: object = None) -> Any:
+    """``a.b.c`` from Flink's config.yaml, written nested (as ``_set`` does) or flat (``a.b.c: ...``)."""
+    if dotted in tree:
+        return tree[dotted]
+    parts = dotted.split(".")
+    for i in range(1, len(parts)):
+        head = ".".join(parts[:i])
+        if isinstance(tree.get(head), dict):
+            found = _get(tree[head], ".".join(parts[i:]), default)
+            if found is not default:
+                return found
+    return default
 
 
 def _set(tree: dict[str, Any], dotted: str, value: object) -> None:
@@ -186,8 +201,56 @@ def overview(rest: str) -> dict[str, Any] | None:
         return None
 
 
+def slots_per_taskmanager() -> int:
+    """taskmanager.numberOfTaskSlots of the local cluster's config (Flink's default: 1)."""
+    config = yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}
+    return int(_get(config, "taskmanager.numberOfTaskSlots", 1))
+
+
+def _slots_seen(info: dict[str, Any] | None) -> str:
+    if info is None:
+        return "REST /overview not answering"
+    return ", ".join(f"{key}={info.get(key)}" for key in ("taskmanagers", "slots-total", "slots-available"))
+
+
+def _daemons_alive() -> None:
+    """RuntimeError when a JobManager or TaskManager JVM is gone: no point waiting for its slots then."""
+    for kind, name in (("jobmanager", "JobManager"), ("taskmanager", "TaskManager")):
+        if not daemon_pids(kind):
+            raise RuntimeError(f"the {name} exited")
+
+
+def wait_for_slots(rest: str, taskmanagers: int, slots: int, timeout_s: float = START_TIMEOUT_S,
+                   also: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Waits until REST /overview reports ``taskmanagers`` TaskManagers with ``slots`` slots each; returns it.
+
+    A TaskManager shows in /overview as soon as it registered with the JobManager, but its slots only
+    once it sent its slot report: (taskmanagers, slots-total) can read (1, 0) for a while on a busy
+    machine, so the TaskManager count alone does not say the cluster can run a job. ``also``: a
+    further condition, called on each poll (and may raise to stop waiting). TimeoutError with what
+    /overview last reported.
+    """
+    expected = (taskmanagers, taskmanagers * slots)
+    last: dict[str, Any] | None = None
+
+    def ready() -> bool:
+        nonlocal last
+        _daemons_alive()
+        last = overview(rest)
+        seen = (last or {}).get("taskmanagers"), (last or {}).get("slots-total")
+        further = also is None or also()
+        return seen == expected and further
+
+    what = f"{taskmanagers} TaskManager(s) with {expected[1]} slots in all at http://{rest}/overview"
+    try:
+        wait_until(ready, timeout_s, what, 0.5, progress=True)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; last seen: {_slots_seen(last)}") from None
+    return last or {}
+
+
 def start_cluster(slots: int = 4, rest_port: int = 8081) -> str:
-    """Starts a JobManager and a TaskManager; returns the REST address once the TaskManager registered."""
+    """Starts a JobManager and a TaskManager; returns the REST address once the TaskManager's slots are there."""
     if running := daemon_pids():
         raise RuntimeError(f"this project's cluster is already running (pids {running}); "
                            "`python scripts/flink_cluster.py stop` first")
@@ -199,13 +262,8 @@ def start_cluster(slots: int = 4, rest_port: int = 8081) -> str:
     _run([str(flink_home() / "bin" / "start-cluster.sh")], "bin/start-cluster.sh", 60)
     STATE.write_text(json.dumps({"rest": rest}))
 
-    def registered() -> bool:
-        if not daemon_pids("jobmanager"):
-            raise RuntimeError("the JobManager exited")
-        return (overview(rest) or {}).get("taskmanagers", 0) >= 1
-
     try:
-        wait_until(registered, START_TIMEOUT_S, f"a TaskManager at http://{rest}", 0.5, progress=True)
+        wait_for_slots(rest, 1, slots)
     except (TimeoutError, RuntimeError) as exc:
         logs = _log_tail()
         stop_cluster()  # what did start must not outlive the failure
@@ -241,12 +299,30 @@ def kill_taskmanager() -> list[int]:
 
 
 def start_taskmanager() -> None:
-    """Starts one more TaskManager (bin/taskmanager.sh) and waits until it registered."""
+    """Starts one more TaskManager (bin/taskmanager.sh) and waits until the cluster has all its slots.
+
+    That is: the new TaskManager registered with its slots, and /overview reports the slots of every
+    running TaskManager and no more, so a killed TaskManager the JobManager still listed is gone too.
+    """
     rest = rest_address()
+    slots = slots_per_taskmanager()
+    expected = len(daemon_pids("taskmanager")) + 1
     known = {tm["id"] for tm in _rest(rest, "/taskmanagers")["taskmanagers"]}
     _run([str(flink_home() / "bin" / "taskmanager.sh"), "start"], "bin/taskmanager.sh start", 60)
-    wait_until(lambda: bool({tm["id"] for tm in _rest(rest, "/taskmanagers")["taskmanagers"]} - known),
-               START_TIMEOUT_S, f"a new TaskManager at http://{rest}", 0.5, progress=True)
+    new: list[dict[str, Any]] = []
+
+    def new_one_with_slots() -> bool:
+        try:
+            new[:] = [tm for tm in _rest(rest, "/taskmanagers")["taskmanagers"] if tm["id"] not in known]
+        except OSError:  # REST not answering for a moment: ask again on the next poll
+            return False
+        return any(tm.get("slotsNumber") == slots for tm in new)
+
+    try:
+        wait_for_slots(rest, expected, slots, also=new_one_with_slots)
+    except TimeoutError as exc:
+        reported = [(tm["id"], tm.get("slotsNumber")) for tm in new]
+        raise TimeoutError(f"{exc}; new TaskManagers (id, slots): {reported or 'none'}") from None
 
 
 def _cached_zip(entries: dict[str, bytes], prefix: str, suffix: str) -> Path:

@@ -31,7 +31,7 @@ from scripts.kafka_tools import create_topics, replay_lines
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
-LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=500", "job.python_bundle_time_ms=50", "source.idleness_ms=2000",
+LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=500", "job.python_bundle_time_ms=50", "batching.slice_ms=200",
                     'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
                     'kafka.producer_properties={"linger.ms": "0"}')
 

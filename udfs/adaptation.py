@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from udfs.metrics import log_loss
+from udfs.metrics import per_example_log_loss
 
 
 def held_out(event_id: str, fraction: float) -> bool:
@@ -40,10 +40,25 @@ def held_out(event_id: str, fraction: float) -> bool:
 
 def gate_decision(candidate_probs: np.ndarray, serving_probs: np.ndarray, y: np.ndarray,
                   tolerance: float) -> dict[str, Any]:
-    candidate, serving = log_loss(y, candidate_probs), log_loss(y, serving_probs)
-    passed = candidate <= serving + tolerance
+    """Blocks a candidate that is worse than the serving model on the held-out rows by more than
+    ``tolerance`` and by more than twice the standard error of the paired loss difference, so that
+    the noise of a small held-out slice does not block a healthy candidate.
+
+    >>> y = np.array([1, 0] * 40)
+    >>> gate_decision(np.where(y == 1, 0.1, 0.9), np.where(y == 1, 0.8, 0.2), y, tolerance=0.05)["kind"]
+    'gate_blocked'
+    >>> gate_decision(np.where(y == 1, 0.8, 0.2), np.where(y == 1, 0.8, 0.2), y, tolerance=0.05)["kind"]
+    'gate_passed'
+    """
+    candidate_losses, serving_losses = per_example_log_loss(y, candidate_probs), per_example_log_loss(y, serving_probs)
+    candidate, serving = float(candidate_losses.mean()), float(serving_losses.mean())
+    difference = candidate_losses - serving_losses
+    noise = 2.0 * float(difference.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0
+    margin = max(tolerance, noise)
+    passed = candidate <= serving + margin
     return {"kind": "gate_passed" if passed else "gate_blocked",
-            "reason": f"holdout logloss {candidate:.4f} vs serving {serving:.4f} (tolerance {tolerance})",
+            "reason": f"holdout logloss {candidate:.4f} vs serving {serving:.4f} (margin {margin:.4f}: "
+                      f"the larger of tolerance {tolerance} and twice the standard error)",
             "candidate_logloss": candidate, "serving_logloss": serving, "holdout_rows": int(len(y))}
 
 

@@ -27,10 +27,10 @@ import numpy as np
 
 from conf.settings import Settings
 from udfs.events import DeadLetter, EventValidator, window_start
+from udfs.feature_batch import rows_to_arrays
 from udfs.logistic import LogisticModel, TrainParams
 from udfs.metrics import accuracy, log_loss
 from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
-from udfs.window_trainer import rows_to_arrays
 
 
 def feature_rows(settings: Settings, lines: Iterable[str]) -> list[FeatureRow]:

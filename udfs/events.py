@@ -204,3 +204,33 @@ class LatenessGuard:
             return True
         self.max_seen = event_time if self.max_seen is None else max(self.max_seen, event_time)
         return False
+
+
+class LineTriage:
+    """The first stage, in arrival order: a raw line becomes a valid, timely :class:`Event` or a dead letter.
+
+    Lateness is judged here, before events are batched by user, because only arrival order
+    matches the bounded-out-of-orderness watermark that follows; it is the same in the job and
+    in library mode.
+
+    >>> triage = LineTriage(EventValidator(numeric=(), categorical=()), max_out_of_orderness_ms=1000)
+    >>> line = '{{"event_id": "e{0}", "user_id": "u", "event_time": {1}}}'
+    >>> [getattr(triage.check(line.format(i, t)), "reason", "ok") for i, t in enumerate([1767225605000, 1767225600000])]
+    ['ok', 'late_event']
+    """
+
+    def __init__(self, validator: EventValidator, max_out_of_orderness_ms: int) -> None:
+        self.validator = validator
+        self.lateness = LatenessGuard(max_out_of_orderness_ms)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LineTriage:
+        return cls(EventValidator.from_settings(settings), settings.source.max_out_of_orderness_ms)
+
+    def check(self, raw: str | bytes) -> Event | DeadLetter:
+        result = self.validator.parse(raw)
+        if isinstance(result, DeadLetter):
+            return result
+        if self.lateness.is_late(result.event_time):
+            return late_event(raw if isinstance(raw, str) else raw.decode("utf-8"), result, self.lateness.bound)
+        return result

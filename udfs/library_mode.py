@@ -1,8 +1,10 @@
-"""The job's learning loop without Flink: same validation, features, windows, drift and scoring.
+"""The job's learning loop without Flink: same triage, batches, features, windows, drift and scoring.
 
-It replays the job's event-time semantics in one process (watermark = newest event time minus
-the allowed out-of-orderness), so with parallelism 1 it produces the same predictions and
-snapshots as the Flink job. Used as the "why pay for Flink?" baseline and as a cross-check.
+It replays the job's event-time semantics in one process (watermark = newest timely event time
+minus the allowed out-of-orderness): events are triaged in arrival order, batched per
+event-time slice once the watermark passes it, featurised per user in event-time order, and
+windows close and rows are scored as the watermark moves. So it produces the same predictions
+and snapshots as the Flink job. Used as the "why pay for Flink?" baseline and as a cross-check.
 
 >>> from conf.settings import load_settings
 >>> from udfs.stream_generator import StreamSpec, generate_events
@@ -20,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from conf.settings import Settings
-from udfs.dedup import DuplicateGuard
-from udfs.events import DeadLetter, EventValidator, LatenessGuard, duplicate_event, late_event, window_start
-from udfs.scoring import SnapshotIndex, prediction_json, score
-from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
+from udfs.batch_features import BatchFeaturizer
+from udfs.events import DeadLetter, Event, LineTriage, window_start
+from udfs.feature_batch import FeatureBatch
+from udfs.scoring import SnapshotIndex, predictions_json, score_batch
+from udfs.user_features import UserState
 from udfs.warm_start import warm_snapshot
 from udfs.window_trainer import WindowTrainer
 
@@ -37,55 +40,49 @@ class LibraryResult:
 
 
 def run_library(settings: Settings, lines: Iterable[str]) -> LibraryResult:
-    validator = EventValidator.from_settings(settings)
-    lateness = LatenessGuard(settings.source.max_out_of_orderness_ms)
-    extractor = UserFeatureExtractor.from_settings(settings)
-    duplicates = DuplicateGuard.from_settings(settings)
-    trainer = WindowTrainer(settings, extractor.dense_names)
+    triage = LineTriage.from_settings(settings)
+    featurizer = BatchFeaturizer.from_settings(settings)
+    trainer = WindowTrainer(settings, featurizer.extractor.dense_names)
     trainer_state = trainer.initial_state()
-    size = settings.window.size_ms
+    size, slice_ms = settings.window.size_ms, settings.batching.slice_ms
     users: dict[str, UserState] = {}
-    open_windows: dict[int, list[FeatureRow]] = defaultdict(list)
-    waiting: dict[int, list[FeatureRow]] = defaultdict(list)
+    slices: dict[int, list[Event]] = defaultdict(list)  # timely events not yet batched, by slice start
+    open_windows: dict[int, list[FeatureBatch]] = defaultdict(list)
+    waiting: dict[int, list[FeatureBatch]] = defaultdict(list)
     index = SnapshotIndex(initial=warm_snapshot(settings))
     result = LibraryResult()
 
     def advance(watermark: int) -> None:
-        """What the job's timers do when the watermark moves: close windows, release waiting rows."""
-        due = sorted(set(open_windows) | set(waiting))
-        for start in due:
+        """What the job does when the watermark moves: batch closed slices, close windows, score rows."""
+        for start in sorted(s for s in slices if s + slice_ms - 1 <= watermark):
+            featurized = featurizer.featurize(slices.pop(start), users)
+            result.dead_letters.extend(letter.to_json() for letter in featurized.dead_letters)
+            for window, part in featurized.batch.by_window(size).items():
+                open_windows[window].append(part)
+                waiting[window].append(part)
+        for start in sorted(set(open_windows) | set(waiting)):
             if start in waiting and start - 1 <= watermark:
-                for row in waiting.pop(start):
-                    snapshot = index.serving_for(start)
-                    result.predictions.append(prediction_json(row, score(row, snapshot, index.model(snapshot)),
-                                                              snapshot["version"]))
+                snapshot = index.serving_for(start)
+                model = index.model(snapshot)
+                for part in waiting.pop(start):
+                    result.predictions.extend(predictions_json(part, score_batch(part, model), snapshot["version"]))
             if start in open_windows and start + size - 1 <= watermark:
-                closed = trainer.close_window(trainer_state, start, start + size, open_windows.pop(start))
+                rows = FeatureBatch.concat(open_windows.pop(start), featurizer.n_dense)
+                closed = trainer.close_window(trainer_state, start, start + size, rows)
                 index.add(closed.snapshot)
                 result.snapshots.append(closed.snapshot)
                 result.drift_events.extend(closed.drift_events)
 
     watermark = -(2**63)
     for raw in lines:
-        event = validator.parse(raw)
+        event = triage.check(raw)
         if isinstance(event, DeadLetter):
             result.dead_letters.append(event.to_json())
             continue
-        if lateness.is_late(event.event_time):
-            result.dead_letters.append(late_event(raw, event, lateness.bound).to_json())
-            continue
-        state = users.setdefault(event.user_id, UserState.new(len(settings.features.numeric)))
-        if duplicates.is_duplicate(state.recent_ids, event.event_id, event.event_time):
-            result.dead_letters.append(duplicate_event(event).to_json())
-            continue
-        row = extractor.featurize(state, event)
-        start = window_start(row.event_time, size)
-        open_windows[start].append(row)
-        waiting[start].append(row)
-        new_watermark = lateness.max_seen - settings.source.max_out_of_orderness_ms - 1
+        slices[window_start(event.event_time, slice_ms)].append(event)
+        new_watermark = triage.lateness.max_seen - settings.source.max_out_of_orderness_ms - 1
         if new_watermark > watermark:
             watermark = new_watermark
             advance(watermark)
     advance(2**63 - 1)
     return result
-

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from udfs.logistic import LogisticModel
-from udfs.user_features import FeatureRow
+from udfs.feature_batch import NO_LABEL, FeatureBatch
 
 _INITIAL = {"version": 0, "window_end": None, "parameters": None}
 
@@ -60,22 +60,25 @@ class SnapshotIndex:
         return dropped
 
 
-def score(row: FeatureRow, snapshot: dict[str, Any], model: LogisticModel | None) -> float:
-    """Probability of a positive label; the untrained model says 0.5."""
+def score_batch(batch: FeatureBatch, model: LogisticModel | None) -> np.ndarray:
+    """Probability of a positive label for every row in one vectorised pass; the untrained model says 0.5."""
     if model is None:
-        return 0.5
-    dense = np.array([row.dense], dtype=float)
-    buckets = np.array([row.buckets], dtype=np.int64).reshape(1, len(row.buckets))
-    return float(model.predict_proba(dense, buckets)[0])
+        return np.full(len(batch), 0.5)
+    return model.predict_proba(batch.dense, batch.buckets)
 
 
-def prediction_json(row: FeatureRow, probability: float, model_version: int) -> str:
-    return json.dumps({
-        "event_id": row.event_id,
-        "user_id": row.user_id,
-        "event_time": row.event_time,
-        "score": probability,
-        "prediction": int(probability >= 0.5),
-        "model_version": model_version,
-        "label": row.label,
-    })
+def predictions_json(batch: FeatureBatch, probabilities: np.ndarray, model_version: int) -> list[str]:
+    """One prediction record per row, tagged with the version of the model that scored it."""
+    return [
+        json.dumps({
+            "event_id": event_id,
+            "user_id": user_id,
+            "event_time": int(event_time),
+            "score": float(p),
+            "prediction": int(p >= 0.5),
+            "model_version": model_version,
+            "label": None if label == NO_LABEL else int(label),
+        })
+        for event_id, user_id, event_time, p, label in zip(batch.event_ids, batch.user_ids, batch.event_times,
+                                                           probabilities, batch.labels)
+    ]

@@ -31,7 +31,7 @@ from udfs.adaptation import gate_decision, held_out, rollback_target
 from udfs.drift import ErrorRateCheck, KSDriftDetector
 from udfs.logistic import LogisticModel, TrainParams
 from udfs.metrics import accuracy, log_loss, per_example_log_loss, roc_auc
-from udfs.user_features import FeatureRow
+from udfs.feature_batch import FeatureBatch
 from udfs.warm_start import warm_snapshot
 
 LOSS_CHECK = "prequential_loss"
@@ -59,16 +59,6 @@ class TrainerState:
 class WindowResult:
     snapshot: dict[str, Any]
     drift_events: list[dict[str, Any]]
-
-
-def rows_to_arrays(rows: list[FeatureRow], n_dense: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense matrix (NaN = missing) and a bucket-index matrix padded with -1."""
-    dense = np.array([r.dense for r in rows], dtype=float).reshape(len(rows), n_dense)
-    width = max((len(r.buckets) for r in rows), default=0)
-    buckets = np.full((len(rows), width), -1, dtype=np.int64)
-    for i, r in enumerate(rows):
-        buckets[i, :len(r.buckets)] = r.buckets
-    return dense, buckets
 
 
 class WindowTrainer:
@@ -99,10 +89,10 @@ class WindowTrainer:
         return state
 
     def close_window(self, state: TrainerState, window_start: int, window_end: int,
-                     rows: list[FeatureRow]) -> WindowResult:
+                     rows: FeatureBatch) -> WindowResult:
         started = time.perf_counter()
-        dense, buckets = rows_to_arrays(rows, len(self.dense_names))
-        labels = np.array([r.label if r.label is not None else -1 for r in rows], dtype=float)
+        rows = rows.canonical()  # the training order must not depend on how batches arrived
+        dense, buckets, labels = rows.dense, rows.buckets, rows.labels
         labeled = labels >= 0
         y = labels[labeled]
         metrics: dict[str, float] = {"events": float(len(rows)), "examples": float(labeled.sum())}
@@ -207,11 +197,11 @@ class WindowTrainer:
                 decisions.append({"kind": "retrain_window", "reason": "concept drift", "epochs": a.retrain_epochs})
         return decisions
 
-    def _holdout(self, rows: list[FeatureRow], labeled: np.ndarray) -> np.ndarray:
+    def _holdout(self, rows: FeatureBatch, labeled: np.ndarray) -> np.ndarray:
         if not self.adaptation.gate:
             return np.zeros(len(rows), dtype=bool)
         fraction = self.adaptation.holdout_fraction
-        return labeled & np.array([held_out(r.event_id, fraction) for r in rows], dtype=bool)
+        return labeled & np.array([held_out(event_id, fraction) for event_id in rows.event_ids], dtype=bool)
 
     def _gate(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         a = self.adaptation

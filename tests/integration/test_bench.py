@@ -1,4 +1,4 @@
-"""scripts/bench.py runs all contenders, Kafka mode included, and writes sane figures."""
+"""scripts/bench.py runs all contenders, River, user scaling and Kafka mode, and writes sane figures."""
 
 from __future__ import annotations
 
@@ -12,18 +12,28 @@ from tests.integration.conftest import REPO
 
 def test_bench_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "scripts/bench.py", "--events", "6000", "--users", "500", "--numeric", "4",
-                           "--train-sizes", "1000,10000", "--kafka-rate", "200", "--kafka-seconds", "15",
-                           "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    # The first run also creates River's venv under .cache (about a minute).
+    proc = subprocess.run([sys.executable, "scripts/bench.py", "--events", "6000", "--users", "2000", "--numeric", "4",
+                           "--train-sizes", "1000,10000", "--scaling-users", "1000,2000", "--scaling-events", "3000",
+                           "--kafka-rate", "200", "--kafka-seconds", "15", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = json.loads(out.read_text())
-    for name in ("passthrough", "full", "library"):
+    for name in ("passthrough", "java_passthrough", "full", "library", "river"):
         assert figures[name]["events_per_s"] > 0 and figures[name]["peak_rss_mib"] > 50, figures[name]
     assert figures["full"]["predictions"] == figures["library"]["predictions"] == 6000
-    assert figures["full/passthrough"] == figures["full"]["events_per_s"] / figures["passthrough"]["events_per_s"]
+    assert figures["java_passthrough"]["events"] == figures["river"]["events"] == 6000
+    for name in ("passthrough", "java_passthrough", "library", "river"):
+        assert figures[f"full/{name}"] == figures["full"]["events_per_s"] / figures[name]["events_per_s"], name
+        assert f"full/{name} " in proc.stdout
     assert 0 < figures["training_seconds_per_window"]["p50"] <= figures["training_seconds_per_window"]["p99"]
     assert [r["window_events"] for r in figures["training_scaling"]] == [1000, 10000]
+    scaling = figures["user_scaling"]
+    assert [(r["users"], r["predictions"]) for r in scaling["runs"]] == [(1000, 3000), (2000, 3000)]
+    assert all(r["events_per_s"] > 0 and r["peak_rss_mib"] > 50 for r in scaling["runs"]), scaling
+    assert scaling["cost_per_event_ratio"] == scaling["runs"][0]["events_per_s"] / scaling["runs"][1]["events_per_s"]
+    assert "cost per event, 2000 users / 1000 users" in proc.stdout
     kafka = figures["kafka"]
     assert kafka["received"] == kafka["measured_events"] > 1000, kafka
     assert 0 < kafka["p50_ms"] <= kafka["p99_ms"] <= kafka["max_ms"]
-    assert "full/passthrough" in proc.stdout and "produce-to-prediction p50" in proc.stdout
+    assert "produce-to-prediction p50" in proc.stdout

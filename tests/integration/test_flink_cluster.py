@@ -136,18 +136,27 @@ def test_submit_follow_recover_cancel_and_stop(cluster: str, job_files: tuple[Pa
 WINDOW_MS = 300_000
 
 
+def closing(heartbeat: dict) -> dict:
+    """An event a slice and the out-of-orderness after ``heartbeat``: it closes the heartbeat's slice."""
+    settings = load_settings(REPO / "conf" / "kafka-cluster.yaml")
+    later = settings.batching.slice_ms + settings.source.max_out_of_orderness_ms + 1
+    return {**heartbeat, "event_id": "closing", "event_time": heartbeat["event_time"] + later}
+
+
 def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster: str, tmp_path: Path,
                                                                         mlflow_server: str) -> None:
     """The real job, submitted with the project's script and profile: Kafka in and out, MLflow server."""
     events = list(generate_events(StreamSpec(n_events=5_000, n_users=300, duration_s=3600.0, seed=41)))
     last = max(parse_time(e["event_time"]) for e in events)
-    # An unbounded stream scores an event once the watermark passes its window's start: one later
-    # event, a minute into its window, moves the watermark past every real one and past its own start.
+    # An unbounded stream scores an event once the watermark passes the end of its slice and its window's
+    # start: one later event, a minute into its window, moves the watermark past every real one; a last
+    # one moves it past the heartbeat's own slice (and is itself never scored: nothing follows it).
     heartbeat_time = last - last % WINDOW_MS + 2 * WINDOW_MS + 60_000
     heartbeat = {"event_id": "heartbeat", "user_id": "hb", "event_time": heartbeat_time, "features": {}}
     with Broker() as broker:
         create_topics(broker.bootstrap, ["interactions", "predictions", "dead-letters", "drift-events"])
-        replay_lines(broker.bootstrap, "interactions", [json.dumps(e) for e in events] + [json.dumps(heartbeat)])
+        replay_lines(broker.bootstrap, "interactions",
+                     [json.dumps(e) for e in events] + [json.dumps(heartbeat), json.dumps(closing(heartbeat))])
         job_id = submit(job_args=["--config", str(REPO / "conf" / "kafka-cluster.yaml"),
                                   "--output", str(tmp_path / "out"),
                                   "--set", f"kafka.bootstrap_servers={broker.bootstrap}",
@@ -181,9 +190,12 @@ def test_the_job_on_the_cluster_recovers_from_a_killed_taskmanager_exactly_once(
     lines = [json.dumps(e) for e in events] + [json.dumps(heartbeat)]
     out = tmp_path / "out"
     with Broker() as broker:
-        create_topics(broker.bootstrap, ["interactions:2"])  # one partition per source subtask: no idle reader
+        # One partition: the job reads its source in one sequence, and lateness is judged over what it reads,
+        # so partitions replayed at different paces after the restart would make each other's events late.
+        create_topics(broker.bootstrap, ["interactions"])
         # Produced at a steady rate while the job runs, so that the kill lands mid-stream.
-        producer = threading.Thread(target=replay_lines, args=(broker.bootstrap, "interactions", lines, 250.0))
+        producer = threading.Thread(target=replay_lines,
+                                    args=(broker.bootstrap, "interactions", lines + [json.dumps(closing(heartbeat))], 250.0))
         producer.start()
         job_id = submit(job_args=["--config", str(REPO / "conf" / "kafka-cluster.yaml"), "--output", str(out),
                                   "--set", f"kafka.bootstrap_servers={broker.bootstrap}",

@@ -18,7 +18,8 @@ from tests.integration.conftest import REPO, MlflowServer, job_command, outputs,
 from udfs.mlflow_reporter import window_step
 from udfs.stream_generator import StreamSpec
 
-SPEC = StreamSpec(n_events=60_000, n_users=800, duration_s=3 * 3600.0, seed=29)
+# Long enough that the job is still running while the server restarts (about 20 s) and the reporter catches up.
+SPEC = StreamSpec(n_events=400_000, n_users=2_000, duration_s=12 * 3600.0, seed=29)
 # MLflow's own HTTP retries (minutes of backoff by default) made short, so that the reporter's
 # retry loop, the part under test, decides when a window goes through.
 MLFLOW_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

@@ -22,7 +22,8 @@ from udfs.library_mode import run_library
 from udfs.mlflow_reporter import window_step
 from udfs.stream_generator import StreamSpec
 
-SPEC = StreamSpec(n_events=30_000, n_users=800, duration_s=3 * 3600.0, seed=19)
+# Long enough that the stop lands mid-stream: the job reads this in well over the stop's few seconds.
+SPEC = StreamSpec(n_events=150_000, n_users=2_000, duration_s=6 * 3600.0, seed=19)
 OVERRIDES = ("job.checkpoint_interval_ms=2000", "mlflow.register_every_windows=100")
 
 
