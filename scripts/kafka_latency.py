@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,14 +57,32 @@ class _Arrivals(threading.Thread):
         self.consumer.close()
 
 
-def _stamped(spec: StreamSpec, produced: dict[str, float], measure_after: float):
-    """Generated events with event time = now, produce times recorded once measuring has begun."""
+def _stamped(spec: StreamSpec, produced: dict[str, float], measure_after: float, arrivals: _Arrivals,
+             tail_s: float = 120.0):
+    """Generated events with event time = now, produce times recorded once measuring has begun.
+
+    After the measured events the stream goes on, unmeasured, until every measured prediction has
+    arrived (or ``tail_s`` passes), as a live stream does: an event is scored once the watermark
+    passes the end of its slice, which takes later events.
+    """
     for event in generate_events(spec):
         now = time.time()
         event["event_time"] = int(now * 1000)
         if now >= measure_after:
             produced[event["event_id"]] = now
         yield json.dumps(event)
+    deadline, checked = time.time() + tail_s, 0.0
+    rate = spec.n_events / spec.duration_s
+    tail = replace(spec, seed=spec.seed + 1, n_events=int(rate * tail_s) + 1, duration_s=tail_s)
+    for event in generate_events(tail):
+        now = time.time()
+        if now > deadline:
+            return
+        if now - checked > 0.5:
+            checked = now
+            if all(e in arrivals.seen for e in produced):
+                return
+        yield json.dumps({**event, "event_id": f"tail-{event['event_id']}", "event_time": int(now * 1000)})
 
 
 def measure_latency(rate: float, seconds: float, parallelism: int, overrides: list[str], workdir: Path,
@@ -88,8 +107,8 @@ def measure_latency(rate: float, seconds: float, parallelism: int, overrides: li
             time.sleep(10)  # the MiniCluster and its Python workers start
             measure_after = time.time() + warmup_s
             print(f"  kafka: producing {total} events at {rate:.0f}/s ({warmup_s:.0f} s warm-up)", file=sys.stderr)
-            replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, measure_after), rate=rate,
-                         total=total)
+            replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, measure_after, arrivals),
+                         rate=rate, total=total)
             wait_until(lambda: all(e in arrivals.seen for e in produced) or job.poll() is not None, 120,
                        "every measured prediction", 0.5)
         finally:
