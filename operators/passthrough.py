@@ -9,10 +9,11 @@ from pyflink.common import Row
 from pyflink.datastream.functions import FlatMapFunction, RuntimeContext
 
 from conf.settings import Settings
-from operators.user_features import LINE_SEPARATOR
+from operators.user_features import batch_events
 from udfs.events import EventValidator
-from udfs.feature_batch import NO_LABEL, FeatureBatch
+from udfs.feature_batch import FeatureBatch
 from udfs.scoring import predictions_json
+from udfs.user_features import FeatureRow
 
 
 class ConstantPredictions(FlatMapFunction):
@@ -23,11 +24,6 @@ class ConstantPredictions(FlatMapFunction):
         self.validator = EventValidator.from_settings(self.settings)
 
     def flat_map(self, batch: Row) -> Iterator[str]:
-        events = [self.validator.parse(line) for line in batch.lines.split(LINE_SEPARATOR)]
-        rows = FeatureBatch(
-            event_ids=[e.event_id for e in events], user_ids=[e.user_id for e in events],
-            event_times=np.array([e.event_time for e in events], dtype=np.int64),
-            labels=np.array([NO_LABEL if e.label is None else e.label for e in events], dtype=float),
-            dense=np.zeros((len(events), 0)), buckets=np.zeros((len(events), 0), dtype=np.int64),
-        )
-        yield from predictions_json(rows, np.full(len(events), 0.5), 0)
+        rows = [FeatureRow(e.event_id, e.user_id, e.event_time, e.label, (), ())
+                for e in batch_events(self.validator, batch.lines)]
+        yield from predictions_json(FeatureBatch.from_rows(rows, n_dense=0), np.full(len(rows), 0.5), 0)

@@ -23,6 +23,11 @@ from udfs.events import Event, EventValidator
 LINE_SEPARATOR = "\x1e"  # ASCII record separator: never unescaped inside valid JSON
 
 
+def batch_events(validator: EventValidator, lines: str) -> list[Event]:
+    """The events of one batch record: its lines, joined by LINE_SEPARATOR, were validated by the triage."""
+    return [validator.parse(line) for line in lines.split(LINE_SEPARATOR)]
+
+
 class UserFeatures(KeyedProcessFunction):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -36,7 +41,7 @@ class UserFeatures(KeyedProcessFunction):
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """``batch``: (shard, lines joined by LINE_SEPARATOR), each line already validated and timely."""
-        events: list[Event] = [self.validator.parse(line) for line in batch.lines.split(LINE_SEPARATOR)]
+        events = batch_events(self.validator, batch.lines)
         self.fault.tick(len(events))
         states = {}
         for user in {e.user_id for e in events}:
