@@ -40,8 +40,10 @@ def test_job_rides_out_an_mlflow_outage_and_logs_every_window(tmp_path: Path) ->
         wait_until(lambda: _windows_logged(client) >= 2 or job.poll() is not None, 300, "2 windows in MLflow", 0.5)
         server.stop()
         during = lines_written(out / "snapshots"), lines_written(out / "predictions")
-        wait_until(lambda: lines_written(out / "snapshots") >= during[0] + 3 or job.poll() is not None, 300,
-                   "3 more windows while MLflow is down", 0.5)
+        # Snapshots and predictions leave different operators, each a bundle at a time: wait for both.
+        wait_until(lambda: (lines_written(out / "snapshots") >= during[0] + 3
+                            and lines_written(out / "predictions") > during[1]) or job.poll() is not None, 300,
+                   "3 more windows and more predictions while MLflow is down", 0.5)
         assert job.poll() is None, "the job ended before the outage was over; make the stream longer"
         assert lines_written(out / "predictions") > during[1], "predictions stalled while MLflow was down"
         server.start()
