@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,6 +39,9 @@ class JobSettings(_Section):
     python_execution_mode: Literal["thread", "process"] = "process"
     python_bundle_size: int = Field(1000, ge=1)
     python_bundle_time_ms: int = Field(1000, ge=1)
+    # How often watermarks move (Flink's pipeline.auto-watermark-interval): a live stream's events
+    # wait for the watermark, so this adds up to its value to their latency.
+    watermark_interval_ms: int = Field(200, ge=1)
     checkpoint_interval_ms: int = Field(10_000, ge=100)
     checkpoint_mode: Literal["exactly_once", "at_least_once"] = "exactly_once"
     checkpoint_dir: str | None = None      # null: <output.path>/checkpoints
@@ -50,6 +53,9 @@ class JobSettings(_Section):
     # A checkpoint or savepoint to start from (the CLI's --resume): state, offsets and outputs carry on.
     resume_from: str | None = None
     wait_for_completion: bool = True  # false: submit and return (flink run -d on a cluster)
+    # Heap of the JVM that runs the local MiniCluster (Java's default is a quarter of the
+    # machine's memory); a cluster's TaskManagers take theirs from the cluster's configuration.
+    local_heap_mb: int = Field(512, ge=128)
     # Tests of recovery: the named operator throws once after this many records (per subtask).
     fail_once_operator: Literal["parse", "user-features", "trainer", "predictor"] = "user-features"
     fail_once_after_records: int | None = Field(None, ge=1)
@@ -168,11 +174,14 @@ class BatchingSettings(_Section):
     A batch holds the valid, timely events of one slice (``slice_ms`` of event time) whose users
     hash to one shard. Larger slices make larger batches (faster replays of history); a live
     stream waits up to one slice plus ``source.max_out_of_orderness_ms`` before it is scored, so
-    keep slices short there. Results do not depend on either setting. ``shards`` caps the
-    useful parallelism of the per-user operators.
+    keep slices short there. ``auto`` picks, at start-up, one second for Kafka and, for files,
+    the longest slice (at most a window) whose batches hold about ``target_batch_events``
+    (udfs/slicing.py). Results do not depend on these settings. ``shards`` caps the useful
+    parallelism of the per-user operators.
     """
 
-    slice_ms: int = Field(1_000, ge=1)
+    slice_ms: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    target_batch_events: int = Field(2_000, ge=1)
     shards: int = Field(16, ge=1)
 
 
@@ -246,6 +255,15 @@ class Settings(_Section):
         unknown = sorted(set(self.drift.features or ()) - set(self.features.numeric))
         if unknown:
             raise ValueError(f"drift.features: {unknown} are not in features.numeric")
+        return self
+
+    @model_validator(mode="after")
+    def _slices_tile_windows(self) -> Settings:
+        slice_ms, window_ms = self.batching.slice_ms, self.window.size_ms
+        if slice_ms != "auto" and window_ms % slice_ms:
+            divisors = [d for d in (1_000, 2_000, 5_000, 10_000, 30_000, 60_000) if window_ms % d == 0]
+            raise ValueError(f"batching.slice_ms={slice_ms} must divide window.size_ms={window_ms} (a slice "
+                             f"may not straddle two windows); for example {divisors or [window_ms]}")
         return self
 
     @property

@@ -23,9 +23,11 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
+from jobs.input_sample import count_and_sample  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
+from udfs.slicing import AUTO, LIVE_SLICE_MS, with_slice, with_slice_ms  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 from udfs.user_features import UserFeatureExtractor  # noqa: E402
 from udfs.warm_start import check_compatible  # noqa: E402
@@ -118,6 +120,19 @@ def prepare_input(settings: Settings) -> list[str]:
     return [str(path)]
 
 
+def resolve_slice(settings: Settings, inputs: list[str]) -> Settings:
+    """``batching.slice_ms: auto``: a second for a live Kafka stream, else sized to the replay's density."""
+    if settings.batching.slice_ms != AUTO:
+        return settings
+    if settings.source.kind == "kafka":
+        resolved = with_slice_ms(settings, LIVE_SLICE_MS)
+    else:
+        resolved = with_slice(settings, *count_and_sample(inputs))
+    print(f"batching         {resolved.batching.slice_ms / 1000:g}-s event-time slices "
+          f"(batching.slice_ms=auto, {resolved.batching.shards} user shards)", flush=True)
+    return resolved
+
+
 def clear_outputs(settings: Settings) -> None:
     """A re-run into the same folder must not mix its records with the previous run's."""
     out = settings.output_dir()
@@ -179,6 +194,7 @@ def run(settings: Settings) -> dict:
     # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     inputs = prepare_input(settings)
+    settings = resolve_slice(settings, inputs)
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
     target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
     env = create_environment(settings)
@@ -203,6 +219,7 @@ def run(settings: Settings) -> dict:
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
     summary["elapsed_s"] = round(time.time() - started, 1)
+    summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
     if run_id:
         summary["mlflow_windows_logged_after_job"] = mlflow_run.reconcile(settings, run_id, snapshots)

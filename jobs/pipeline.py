@@ -46,6 +46,7 @@ from operators.window_trainer import TrainOnWindows
 from udfs.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
+LEARNING_SLOTS = "learning"
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,16 @@ class MlflowTarget:
 
 def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     job = settings.job
+    # Read when PyFlink starts the local JVM, i.e. before the first Java object below; a JVM_ARGS
+    # set by the user wins. No effect under `flink run`, whose JVM already runs.
+    os.environ.setdefault("JVM_ARGS", f"-Xmx{job.local_heap_mb}m")
     conf = Configuration()
     conf.set_string("python.execution-mode", job.python_execution_mode)
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.fn-execution.bundle.size", str(job.python_bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(job.python_bundle_time_ms))
+    conf.set_string("pipeline.auto-watermark-interval", f"{job.watermark_interval_ms} ms")
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", str(job.restart_attempts))
     conf.set_string("restart-strategy.fixed-delay.delay", f"{job.restart_delay_ms} ms")
@@ -79,6 +84,9 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     # ("loopback" workers: one interpreter, one GIL for the whole job). Separate worker processes,
     # one per slot, are what a cluster uses and let the job use more than one core here too.
     os.environ["_python_worker_execution_mode"] = "process"
+    # The front (source, triage, batching) has a slot of its own, beside `parallelism` slots for
+    # the per-user operators and the trainer (see build_pipeline). A cluster needs as many free slots.
+    conf.set_string("taskmanager.numberOfTaskSlots", str(job.parallelism + 1))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(job.parallelism)
     if uses_kafka(settings):
@@ -143,9 +151,20 @@ def _batches(env: StreamExecutionEnvironment, settings: Settings,
         "SELECT line, shard, rt FROM triaged_lines WHERE dead_letter IS NULL"))
     batches = t_env.sql_query(f"""
         SELECT shard, LISTAGG(line, '{LINE_SEPARATOR}') AS lines
-        FROM TABLE(TUMBLE(TABLE timely_lines, DESCRIPTOR(rt), INTERVAL '{settings.batching.slice_ms / 1000:g}' SECOND))
+        FROM TABLE(TUMBLE(TABLE timely_lines, DESCRIPTOR(rt), {_interval(settings.batching.slice_ms)}))
         GROUP BY shard, window_start, window_end""")
     return t_env.to_data_stream(batches), dead_letters
+
+
+def _interval(ms: int) -> str:
+    """A SQL interval literal of ``ms`` milliseconds (``INTERVAL 'n' SECOND`` stops at 99 s).
+
+    >>> _interval(300_000)
+    "INTERVAL '00:05:00.000' HOUR TO SECOND"
+    """
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"INTERVAL '{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}' HOUR TO SECOND"
 
 
 def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str]) -> None:
@@ -153,7 +172,8 @@ def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input
     one trivial keyed Python operator in place of features, training and scoring."""
     batches, dead_letters = _batches(env, settings, input_paths)
     predictions = batches.key_by(lambda b: b.shard, key_type=Types.INT()) \
-        .flat_map(ConstantPredictions(settings), output_type=Types.STRING()).name("constant-score")
+        .flat_map(ConstantPredictions(settings), output_type=Types.STRING()).name("constant-score") \
+        .set_parallelism(settings.job.parallelism)
     predictions.sink_to(_sink(settings, "predictions", settings.kafka.predictions_topic))
     dead_letters.sink_to(_sink(settings, "dead_letters", settings.kafka.dead_letters_topic))
 
@@ -161,15 +181,22 @@ def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
                    mlflow_target: MlflowTarget | None) -> None:
     batches, triage_dead_letters = _batches(env, settings, input_paths)
+    # Keyed operators after the SQL stage take the parallelism of their input unless told otherwise.
+    # They share slots of their own, apart from the front: all Python operators of a slot share one
+    # worker process (one GIL), and the front's triage, one sequence for the whole stream, must not
+    # wait for the per-user operators' Python work.
+    parallelism = settings.job.parallelism
     rows = batches.key_by(lambda b: b.shard, key_type=Types.INT()) \
-        .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features").name("user-features")
+        .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features") \
+        .name("user-features").set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
     trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1)
     predictions = rows.key_by(lambda r: r[0], key_type=Types.INT()) \
         .connect(trained.broadcast(SNAPSHOTS)) \
-        .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor")
+        .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor") \
+        .set_parallelism(parallelism)
 
     k = settings.kafka
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")

@@ -120,8 +120,9 @@ def river_python() -> Path:
 
 
 def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
+    from jobs.online_learning import resolve_slice
     from jobs.pipeline import build_passthrough, create_environment
-    settings = load_settings(overrides=overrides)
+    settings = resolve_slice(load_settings(overrides=overrides), [input_file])
     env = create_environment(settings)
     build_passthrough(env, settings, [input_file])
     started = time.perf_counter()
@@ -159,7 +160,8 @@ def worker_full(input_file: str, overrides: list[str]) -> dict:
     settings = load_settings(overrides=["source.kind=file", f"source.path={input_file}", *overrides])
     summary = run(settings)
     updates = [s["metrics"]["update_seconds"] for s in read_snapshots(settings.output_dir())]
-    return {"seconds": summary["elapsed_s"], "predictions": summary["predictions"], "update_seconds": updates}
+    return {"seconds": summary["elapsed_s"], "predictions": summary["predictions"], "update_seconds": updates,
+            "slice_ms": summary["batching_slice_ms"]}
 
 
 def worker_library(input_file: str, overrides: list[str]) -> dict:
@@ -269,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         f = figures[name]
         print(f"{name:16} {f['events_per_s']:>10.0f} events/s  ({f['seconds']:.1f} s, "
               f"peak RSS {f['peak_rss_mib']:.0f} MiB)")
+    print(f"full job batches: {figures['full']['slice_ms'] / 1000:g}-s event-time slices, "
+          f"{a.users} users in {load_settings(overrides=a.set).batching.shards} shards")
     print("   ".join(f"full/{name} {figures[f'full/{name}']:.3g}" for name in RATIO_DENOMINATORS))
     t = figures["training_seconds_per_window"]
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")

@@ -5,11 +5,12 @@ time when produced, so the job's watermarks and windows advance in real time as 
 A consumer on the predictions topic records when each event's prediction arrives; latency is
 arrival minus produce time, over the events produced after a warm-up (the job's start-up).
 
-Two settings bound the latency by design, and are set here as a latency-minded deployment would:
-``source.max_out_of_orderness_ms`` (an event of a new window waits until the watermark passes the
-window's start, so that its serving model is final) and ``job.python_bundle_time_ms`` (how long a
-Python operator may buffer records); the Kafka clients' ``fetch.max.wait.ms`` and ``linger.ms``
-trade batching for latency as well.
+These settings bound the latency by design, and are set here as a latency-minded deployment would:
+``source.max_out_of_orderness_ms`` (an event waits until the watermark passes the end of its slice,
+``batching.slice_ms``; the producer here sends in time order, so a small bound suffices) and
+``job.python_bundle_time_ms`` (how long a Python operator may buffer records);
+``job.watermark_interval_ms`` (how often the watermark moves) and the Kafka clients'
+``fetch.max.wait.ms`` and ``linger.ms`` trade batching for latency as well.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from scripts.kafka_tools import create_topics, replay_lines
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
-LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=500", "job.python_bundle_time_ms=50", "batching.slice_ms=200",
+LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=100",
+                    "job.watermark_interval_ms=50",
                     'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
                     'kafka.producer_properties={"linger.ms": "0"}')
 

@@ -48,7 +48,7 @@ class BatchFeaturizer:
 
     def featurize(self, events: list[Event], states: dict[str, UserState]) -> FeaturizedBatch:
         """Features of ``events``; ``states`` holds the users' states and is updated (new users added)."""
-        rows, dead_letters = [], []
+        kept, dead_letters = [], []
         n_numeric = len(self.extractor.numeric)
         for event in sorted(events, key=lambda e: e.event_time):
             state = states.get(event.user_id)
@@ -57,5 +57,6 @@ class BatchFeaturizer:
             if self.duplicates.is_duplicate(state.recent_ids, event.event_id, event.event_time):
                 dead_letters.append(duplicate_event(event))
             else:
-                rows.append(self.extractor.featurize(state, event))
-        return FeaturizedBatch(FeatureBatch.from_rows(rows, self.n_dense), dead_letters)
+                kept.append(event)
+        dense, buckets = self.extractor.featurize_batch(kept, states)
+        return FeaturizedBatch(FeatureBatch.from_events(kept, dense, buckets), dead_letters)

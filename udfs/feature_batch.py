@@ -21,6 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
+from udfs.events import Event
 from udfs.user_features import FeatureRow
 
 NO_LABEL = -1.0
@@ -47,11 +48,17 @@ class FeatureBatch:
         buckets = np.full((len(rows), width), -1, dtype=np.int64)
         for i, r in enumerate(rows):
             buckets[i, :len(r.buckets)] = r.buckets
+        return cls.from_events(rows, dense, buckets)
+
+    @classmethod
+    def from_events(cls, events: list[Event] | list[FeatureRow], dense: np.ndarray, buckets: np.ndarray) -> FeatureBatch:
+        """The batch of ``events`` (or rows: their ids, times and labels) with their feature
+        arrays, one row per event in the same order."""
         return cls(
-            event_ids=[r.event_id for r in rows],
-            user_ids=[r.user_id for r in rows],
-            event_times=np.array([r.event_time for r in rows], dtype=np.int64),
-            labels=np.array([NO_LABEL if r.label is None else r.label for r in rows], dtype=float),
+            event_ids=[e.event_id for e in events],
+            user_ids=[e.user_id for e in events],
+            event_times=np.array([e.event_time for e in events], dtype=np.int64),
+            labels=np.array([NO_LABEL if e.label is None else e.label for e in events], dtype=float),
             dense=dense,
             buckets=buckets,
         )

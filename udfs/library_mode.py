@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 from conf.settings import Settings
 from udfs.batch_features import BatchFeaturizer
 from udfs.events import DeadLetter, Event, LineTriage, window_start
 from udfs.feature_batch import FeatureBatch
 from udfs.scoring import SnapshotIndex, predictions_json, score_batch
+from udfs.slicing import spread_sample, with_slice
 from udfs.user_features import UserState
 from udfs.warm_start import warm_snapshot
 from udfs.window_trainer import WindowTrainer
@@ -39,7 +40,8 @@ class LibraryResult:
     dead_letters: list[str] = field(default_factory=list)
 
 
-def run_library(settings: Settings, lines: Iterable[str]) -> LibraryResult:
+def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
+    settings = with_slice(settings, len(lines), spread_sample(lines))
     triage = LineTriage.from_settings(settings)
     featurizer = BatchFeaturizer.from_settings(settings)
     trainer = WindowTrainer(settings, featurizer.extractor.dense_names)

@@ -21,10 +21,19 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
+
 from udfs.events import Event
 
 if TYPE_CHECKING:
     from conf.settings import Settings
+
+
+HISTORY_FEATURES = ("user_event_count_log", "user_seconds_since_prev_log", "user_is_first_event",
+                    "user_velocity_log", "user_positive_rate", "user_item_affinity")
+
+
+MAX_MEMOISED_BUCKETS = 100_000
 
 
 class FeatureRow(NamedTuple):
@@ -45,7 +54,7 @@ class UserState:
     count: int = 0
     last_time: int | None = None
     velocity: float = 0.0
-    moments: list[list[float]] = field(default_factory=list)  # per numeric feature: [n, mean, m2]
+    moments: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # per numeric feature: n, mean, m2
     labeled: int = 0
     positives: int = 0
     items: dict[str, int] = field(default_factory=dict)
@@ -53,7 +62,7 @@ class UserState:
 
     @classmethod
     def new(cls, n_numeric: int) -> UserState:
-        return cls(moments=[[0.0, 0.0, 0.0] for _ in range(n_numeric)])
+        return cls(moments=np.zeros((n_numeric, 3)))
 
 
 def stable_bucket(name: str, value: str, buckets: int) -> int:
@@ -83,12 +92,8 @@ class UserFeatureExtractor:
         self.prior_strength = positive_rate_prior_strength
         self.zscore_clip = zscore_clip
         self.max_items = max_items_per_user
-        self.dense_names: list[str] = (
-            list(numeric)
-            + ["user_event_count_log", "user_seconds_since_prev_log", "user_is_first_event",
-               "user_velocity_log", "user_positive_rate", "user_item_affinity"]
-            + [f"{name}_user_z" for name in numeric]
-        )
+        self._buckets: dict[tuple[str, str], int] = {}
+        self.dense_names: list[str] = list(numeric) + list(HISTORY_FEATURES) + [f"{name}_user_z" for name in numeric]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserFeatureExtractor:
@@ -99,16 +104,41 @@ class UserFeatureExtractor:
                    max_items_per_user=f.max_items_per_user)
 
     def featurize(self, state: UserState, event: Event) -> FeatureRow:
-        """Features of ``event`` from ``state``, then ``state`` absorbs the event (mutated in place)."""
-        dense = [event.numeric.get(name, math.nan) for name in self.numeric]
-        dense += self._history(state, event)
-        dense += [self._zscore(state.moments[i], event.numeric.get(name)) for i, name in enumerate(self.numeric)]
-        buckets = tuple(
-            stable_bucket(name, event.categorical[name], self.hash_buckets)
-            for name in self.categorical if name in event.categorical
-        )
-        self._absorb(state, event)
-        return FeatureRow(event.event_id, event.user_id, event.event_time, event.label, tuple(dense), buckets)
+        """Features of one event from ``state``, which then absorbs the event (mutated in place)."""
+        dense, buckets = self.featurize_batch([event], {event.user_id: state})
+        return FeatureRow(event.event_id, event.user_id, event.event_time, event.label,
+                          tuple(dense[0].tolist()), tuple(int(b) for b in buckets[0] if b >= 0))
+
+    def featurize_batch(self, events: list[Event], states: dict[str, UserState]) -> tuple[np.ndarray, np.ndarray]:
+        """Dense rows (NaN = missing) and bucket rows (-1 = none) of ``events``, taken in the given
+        order; each user's state absorbs its events (``states`` must hold every user's state).
+
+        History features and the state's counters are a loop over events; the numeric columns
+        and their per-user z-scores, which cost the most, are array operations over the batch.
+        """
+        history, buckets = [], []
+        for event in events:
+            state = states[event.user_id]
+            history.append(self._history(state, event))
+            buckets.append([self._bucket(name, event.categorical.get(name)) for name in self.categorical])
+            self._absorb(state, event)
+        values = np.array([[e.numeric.get(name, math.nan) for name in self.numeric] for e in events],
+                          dtype=float).reshape(len(events), len(self.numeric))
+        zscores = self._zscores_and_moments(values, [e.user_id for e in events], states)
+        history_array = np.array(history, dtype=float).reshape(len(events), len(HISTORY_FEATURES))
+        bucket_array = np.array(buckets, dtype=np.int64).reshape(len(events), len(self.categorical))
+        return np.hstack([values, history_array, zscores]), bucket_array
+
+    def _bucket(self, name: str, value: str | None) -> int:
+        """The hash bucket of a categorical value (-1 when absent), memoised: values repeat."""
+        if value is None:
+            return -1
+        bucket = self._buckets.get((name, value))
+        if bucket is None:
+            if len(self._buckets) >= MAX_MEMOISED_BUCKETS:  # a high-cardinality field: stay bounded
+                self._buckets.clear()
+            bucket = self._buckets[(name, value)] = stable_bucket(name, value, self.hash_buckets)
+        return bucket
 
     def _history(self, state: UserState, event: Event) -> list[float]:
         first = state.last_time is None
@@ -119,16 +149,43 @@ class UserFeatureExtractor:
         return [math.log1p(state.count), math.log1p(gap_ms / 1000.0), float(first),
                 math.log1p(velocity), rate, affinity]
 
-    def _zscore(self, moment: list[float], value: float | None) -> float:
-        n, mean, m2 = moment
-        if value is None or n < 2:
-            return 0.0
-        std = math.sqrt(m2 / (n - 1))
-        if std <= 1e-12:
-            return 0.0
-        return max(-self.zscore_clip, min(self.zscore_clip, (value - mean) / std))
+    def _zscores_and_moments(self, values: np.ndarray, users: list[str], states: dict[str, UserState]) -> np.ndarray:
+        """Each value's z-score against its user's earlier values, and the users' moments updated.
+
+        Per user and feature, the moments before each event merge the state's (n, mean, m2) with
+        the batch's earlier values (Chan et al.'s pairwise update), from prefix sums of the
+        values minus a reference (the state's mean, or the user's first value in the batch):
+        the sums stay well conditioned, and a user whose values never changed has a spread of
+        exactly zero.
+        """
+        if not len(users) or not self.numeric:
+            return np.zeros((len(users), len(self.numeric)))
+        names, inverse = np.unique(np.array(users, dtype=object), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # grouped by user, each group in the given order
+        group = inverse[order]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        prior = np.stack([states[name].moments for name in names])  # (users, features, 3)
+        x = values[order]
+        present = ~np.isnan(x)
+        rows = np.arange(len(x))[:, None]
+        first = np.minimum.reduceat(np.where(present, rows, len(x) - 1), starts, axis=0)
+        first_value = np.nan_to_num(np.take_along_axis(x, first, axis=0))
+        shift = np.where(prior[..., 0] > 0, prior[..., 1], first_value)[group]
+        y = np.where(present, x - shift, 0.0)
+        c, s, q, totals = _prefix_sums(present.astype(float), y, group, starts)
+        n, mean, m2 = _merge(prior[group], shift, c, s, q)
+        std = np.sqrt(np.divide(m2, n - 1, out=np.zeros_like(m2), where=n >= 2))
+        z = np.divide(x - mean, std, out=np.zeros_like(x), where=present & (n >= 2) & (std > 1e-12))
+        z = np.clip(z, -self.zscore_clip, self.zscore_clip)
+        final = np.stack(_merge(prior, shift[starts], *totals), axis=-1)
+        for name, moments in zip(names, final):
+            states[name].moments = moments.copy()  # not a view that would keep the batch's array alive
+        out = np.empty_like(z)
+        out[order] = z
+        return out
 
     def _absorb(self, state: UserState, event: Event) -> None:
+        """Counters, recency, labels and items; the numeric moments are updated per batch."""
         if state.last_time is None:
             state.velocity = 1.0
         else:
@@ -136,13 +193,6 @@ class UserFeatureExtractor:
             state.velocity = state.velocity * math.exp(-self.decay_per_ms * gap_ms) + 1.0
         state.last_time = event.event_time if state.last_time is None else max(state.last_time, event.event_time)
         state.count += 1
-        for moment, name in zip(state.moments, self.numeric):
-            value = event.numeric.get(name)
-            if value is not None:  # Welford's update: stable for long-lived users
-                moment[0] += 1
-                delta = value - moment[1]
-                moment[1] += delta / moment[0]
-                moment[2] += delta * (value - moment[1])
         if event.label is not None:
             state.labeled += 1
             state.positives += event.label
@@ -150,3 +200,43 @@ class UserFeatureExtractor:
             state.items[event.item_id] = state.items.get(event.item_id, 0) + 1
             if len(state.items) > self.max_items:
                 del state.items[min(state.items, key=state.items.__getitem__)]
+
+
+def _prefix_sums(count: np.ndarray, y: np.ndarray, group: np.ndarray, starts: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per row, the count, sum and sum of squares of the earlier rows of its group (rows sorted
+    by group); and each group's totals.
+
+    Summed one position at a time across all groups (a group's k-th rows together), so each
+    user's sums add exactly its own values in order: no batch-wide running total whose
+    rounding would give a user with constant values a tiny non-zero spread.
+    """
+    position = np.arange(len(group)) - starts[group]
+    c, s, q = (np.zeros((len(starts),) + y.shape[1:]) for _ in range(3))
+    before = [np.empty_like(y) for _ in range(3)]
+    for k in range(int(position.max()) + 1):
+        rows = np.flatnonzero(position == k)
+        at = group[rows]
+        for acc, out in zip((c, s, q), before):
+            out[rows] = acc[at]
+        c[at] += count[rows]
+        s[at] += y[rows]
+        q[at] += y[rows] * y[rows]
+    return before[0], before[1], before[2], (c, s, q)
+
+
+def _merge(prior: np.ndarray, shift: np.ndarray, c: np.ndarray, s: np.ndarray,
+           q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, mean, m2) of ``prior`` ([..., (n, mean, m2)]) merged with ``c`` values whose sum and sum
+    of squares, after subtracting ``shift``, are ``s`` and ``q``."""
+    n0, mean0, m2_0 = prior[..., 0], prior[..., 1], prior[..., 2]
+    has = c > 0
+    safe_c = np.where(has, c, 1.0)
+    mean_b = shift + s / safe_c
+    m2_b = np.maximum(q - s * s / safe_c, 0.0)
+    n = n0 + c
+    safe_n = np.where(n > 0, n, 1.0)
+    mean = np.where(has, (n0 * mean0 + c * mean_b) / safe_n, mean0)
+    delta = mean_b - mean0
+    m2 = np.where(has, m2_0 + m2_b + delta * delta * n0 * c / safe_n, m2_0)
+    return n, mean, m2

@@ -28,7 +28,7 @@ from udfs.library_mode import run_library
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
-SLOTS = 2
+SLOTS = 3  # parallelism 2 (conf/kafka-cluster.yaml) + the front's slot
 
 # `short` tags 100 numbers and finishes; `long` tags an endless sequence, slowly, until cancelled.
 JOB = '''

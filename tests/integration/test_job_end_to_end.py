@@ -140,7 +140,8 @@ def test_flink_job_matches_library_mode_exactly(stationary_run):
     """The Flink graph and the plain-Python loop share udfs/: same scores, same versions."""
     out, _, _ = stationary_run
     lines = (out.parent / "events.jsonl").read_text().splitlines()
-    library = run_library(load_settings(overrides=[f"drift.alpha={ALPHA}"]), lines)
+    # Another slice length than the job's (auto): results must not depend on how events were batched.
+    library = run_library(load_settings(overrides=[f"drift.alpha={ALPHA}", "batching.slice_ms=6000"]), lines)
     expected = {p["event_id"]: (p["model_version"], p["score"]) for p in map(json.loads, library.predictions)}
     actual = {p["event_id"]: (p["model_version"], p["score"]) for p in outputs(out, "predictions")}
     assert actual.keys() == expected.keys()

@@ -22,6 +22,8 @@ def test_overrides_are_typed():
     ("drift.correction=fdr", "drift.correction"),
     ("drift.features=[nope]", "drift.features"),
     ("source.kind=file", "source.path"),
+    ("batching.slice_ms=7000", "batching.slice_ms"),
+    ("batching.slice_ms=soon", "batching.slice_ms"),
 ])
 def test_errors_name_the_bad_key(override, key):
     with pytest.raises(SettingsError) as err:

@@ -1,4 +1,5 @@
 import math
+import random
 
 import pytest
 
@@ -63,3 +64,33 @@ def test_item_memory_is_bounded():
 def test_bucket_is_stable_and_in_range():
     assert stable_bucket("device", "ios", 16) == stable_bucket("device", "ios", 16)
     assert all(0 <= stable_bucket("c", str(v), 16) < 16 for v in range(100))
+
+
+def test_a_batch_gives_the_features_of_one_event_at_a_time():
+    """Moments merged per batch equal the sequential ones, however the stream is cut."""
+    fx = UserFeatureExtractor(numeric=("amount", "price"), categorical=("device",), hash_buckets=16)
+    rng = random.Random(3)
+    events = []
+    for i in range(300):
+        numeric = {"amount": round(rng.gauss(100, 30), 2)} if rng.random() < 0.8 else {}
+        numeric["price"] = 9.99 if i % 3 else rng.choice([9.99, 19.99])  # long constant runs
+        events.append(Event(f"e{i}", f"u{rng.randrange(7)}", f"i{rng.randrange(5)}", i * 1000, numeric,
+                            {"device": rng.choice(["ios", "web"])}, rng.choice([0, 1, None])))
+    one_by_one: dict[str, UserState] = {}
+    expected = [fx.featurize(one_by_one.setdefault(e.user_id, UserState.new(2)), e) for e in events]
+    for size in (1, 7, 300):
+        states = {e.user_id: UserState.new(2) for e in events}
+        dense = [fx.featurize_batch(events[i:i + size], states)[0] for i in range(0, len(events), size)]
+        got = [row for block in dense for row in block]
+        for want, row in zip(expected, got):
+            assert row == pytest.approx(want.dense, abs=1e-9, nan_ok=True)
+        for user, state in states.items():
+            assert state.moments == pytest.approx(one_by_one[user].moments, abs=1e-9)
+
+
+def test_a_constant_feature_has_zero_zscore_and_spread():
+    fx = UserFeatureExtractor(numeric=("price",), categorical=())
+    states = {"u": UserState.new(1)}
+    dense, _ = fx.featurize_batch([ev(i, i)._replace(numeric={"price": 0.618}) for i in range(5)]
+                                  + [ev(9, 9)._replace(numeric={"price": 0.723})], states)
+    assert dense[:, -1].tolist() == [0.0] * 6 and states["u"].moments[0, 2] > 0
