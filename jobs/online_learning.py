@@ -89,7 +89,7 @@ def resolve_warm_start(settings: Settings) -> Settings:
     snapshot = json.loads(path.read_text())
     try:
         check_compatible(snapshot, UserFeatureExtractor.from_settings(resolved).dense_names,
-                         resolved.features.hash_buckets, given)
+                         resolved.features.hash_buckets, resolved.model.kind, given)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     print(f"warm start from {given}: model version {snapshot['version']}", flush=True)
