@@ -26,6 +26,7 @@ from jobs import mlflow_run  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
+from udfs.devices import describe, training_device  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 from udfs.user_features import UserFeatureExtractor  # noqa: E402
 from udfs.warm_start import check_compatible  # noqa: E402
@@ -59,7 +60,10 @@ def load(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, overrides)
     # Workers run in other folders: they must see the same absolute output path as the client.
     absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
-    return settings.model_copy(update={"output": absolute})
+    # The device resolved once, here: workers train where the log and the MLflow params say.
+    device = training_device(settings.model.kind, settings.model.device)
+    model = settings.model.model_copy(update={"device": device})
+    return settings.model_copy(update={"output": absolute, "model": model})
 
 
 def resume_location(given: str) -> str:
@@ -185,6 +189,7 @@ def run(settings: Settings) -> dict:
     build_pipeline(env, settings, inputs, target)
     source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
     print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
+    print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
     if not settings.job.wait_for_completion:
         job_id = env.execute_async(settings.job.name).get_job_id()
         print(f"submitted; JobID {job_id}; MLflow run {run_id}", flush=True)

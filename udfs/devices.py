@@ -24,6 +24,11 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def training_device(kind: str, requested: str) -> str:
+    """The device a job of ``kind`` trains on: logistic regression is numpy, always on the CPU."""
+    return "cpu" if kind == "logistic" else resolve_device(requested)
+
+
 def describe(device: str) -> str:
     """The device in words for the start-up log, e.g. ``cuda (NVIDIA H100 80GB HBM3)``."""
     return f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else "cpu"
