@@ -151,7 +151,22 @@ class FeatureSettings(_Section):
         return self
 
 
+class EnsembleSettings(_Section):
+    """``model.kind=ensemble``: one member per learning rate, weighted by exp(-eta x its decayed recent logloss)."""
+
+    member: Literal["logistic", "mlp"] = "logistic"
+    learning_rates: tuple[Annotated[float, Field(gt=0)], ...] = Field((0.003, 0.01, 0.03, 0.1), min_length=1)
+    eta: float = Field(20.0, gt=0)
+    loss_decay: float = Field(0.5, ge=0, lt=1)  # weight of the older windows in each member's recent logloss
+
+
 class ModelSettings(_Section):
+    kind: Literal["logistic", "mlp", "ensemble"] = "logistic"
+    hidden_units: tuple[Annotated[int, Field(ge=1)], ...] = Field((64,), min_length=1)  # mlp: units per hidden layer
+    dropout: float = Field(0.0, ge=0, lt=1)  # mlp
+    # Where torch learners train: auto = cuda when a GPU is visible, else cpu. Scoring runs on the CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    ensemble: EnsembleSettings = EnsembleSettings()
     optimizer: Literal["sgd", "adam"] = "adam"
     learning_rate: float = Field(0.05, gt=0)
     epochs: int = Field(3, ge=1)
@@ -162,6 +177,16 @@ class ModelSettings(_Section):
     # Start from a registered model instead of from zero: models:/NAME@ALIAS, models:/NAME/VERSION,
     # runs:/RUN_ID/models/model-NNNNNN, or a snapshot JSON file (one line of snapshots/).
     warm_start: str | None = None
+
+    @model_validator(mode="after")
+    def _cuda_visible(self) -> ModelSettings:
+        if self.device == "cuda":
+            import torch  # only here: most configurations never need it to validate
+
+            if not torch.cuda.is_available():
+                raise ValueError("model.device: 'cuda' but no CUDA GPU is visible to this torch build "
+                                 f"({torch.__version__}); use model.device=auto or cpu")
+        return self
 
 
 class WindowSettings(_Section):

@@ -27,6 +27,7 @@ from jobs.input_sample import count_and_sample  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
+from udfs.devices import describe, training_device  # noqa: E402
 from udfs.slicing import AUTO, LIVE_SLICE_MS, with_slice, with_slice_ms  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 from udfs.user_features import UserFeatureExtractor  # noqa: E402
@@ -61,7 +62,10 @@ def load(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, overrides)
     # Workers run in other folders: they must see the same absolute output path as the client.
     absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
-    return settings.model_copy(update={"output": absolute})
+    # The device resolved once, here: workers train where the log and the MLflow params say.
+    device = training_device(settings.model.kind, settings.model.device)
+    model = settings.model.model_copy(update={"device": device})
+    return settings.model_copy(update={"output": absolute, "model": model})
 
 
 def resume_location(given: str) -> str:
@@ -91,7 +95,7 @@ def resolve_warm_start(settings: Settings) -> Settings:
     snapshot = json.loads(path.read_text())
     try:
         check_compatible(snapshot, UserFeatureExtractor.from_settings(resolved).dense_names,
-                         resolved.features.hash_buckets, given)
+                         resolved.features.hash_buckets, resolved.model.kind, given)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     print(f"warm start from {given}: model version {snapshot['version']}", flush=True)
@@ -201,6 +205,7 @@ def run(settings: Settings) -> dict:
     build_pipeline(env, settings, inputs, target)
     source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
     print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
+    print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
     if not settings.job.wait_for_completion:
         job_id = env.execute_async(settings.job.name).get_job_id()
         print(f"submitted; JobID {job_id}; MLflow run {run_id}", flush=True)

@@ -179,28 +179,40 @@ WORKERS = {"passthrough": worker_passthrough, "java_passthrough": worker_java_pa
            "full": worker_full, "library": worker_library}
 
 
+# Per model kind; the MLP as the issue sizes it (hidden [64], 1 epoch), the others as configured.
+TRAINING_KINDS = {"logistic": [], "mlp": ["model.kind=mlp", "model.hidden_units=[64]", "model.epochs=1"],
+                  "ensemble": ["model.kind=ensemble"]}
+
+
 def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
-    """Seconds for one window update at each size (same features as the job)."""
+    """Seconds for one window update at each size (same features as the job), per model kind, on the device
+    ``model.device=auto`` picks (the CPU where no GPU is visible)."""
+    from udfs.devices import training_device
     from udfs.feature_batch import FeatureBatch
     from udfs.user_features import UserFeatureExtractor
     from udfs.window_trainer import WindowTrainer
-    settings = load_settings(overrides=[f"features.numeric={json.dumps(numeric_feature_names(n_numeric))}"])
-    names = UserFeatureExtractor.from_settings(settings).dense_names
-    rng = np.random.default_rng(0)
+    features = [f"features.numeric={json.dumps(numeric_feature_names(n_numeric))}"]
     results = []
-    for size in sizes:
-        rows = FeatureBatch(
-            event_ids=[str(i) for i in range(size)], user_ids=["u"] * size,
-            event_times=np.zeros(size, dtype=np.int64), labels=(rng.random(size) < 0.3).astype(float),
-            dense=rng.normal(size=(size, len(names))),
-            buckets=rng.integers(0, settings.features.hash_buckets, size=(size, 3)),
-        )
-        trainer = WindowTrainer(settings, names)
-        state = trainer.initial_state()
-        started = time.perf_counter()
-        trainer.close_window(state, 0, 300_000, rows)
-        results.append({"window_events": size, "seconds": time.perf_counter() - started})
-        print(f"  training: {size:>9} events per window -> {results[-1]['seconds']:.2f} s", file=sys.stderr)
+    for kind, overrides in TRAINING_KINDS.items():
+        settings = load_settings(overrides=features + overrides)
+        names = UserFeatureExtractor.from_settings(settings).dense_names
+        device = training_device(kind, settings.model.device)
+        rng = np.random.default_rng(0)
+        for size in sizes:
+            rows = FeatureBatch(
+                event_ids=[str(i) for i in range(size)], user_ids=["u"] * size,
+                event_times=np.zeros(size, dtype=np.int64), labels=(rng.random(size) < 0.3).astype(float),
+                dense=rng.normal(size=(size, len(names))),
+                buckets=rng.integers(0, settings.features.hash_buckets, size=(size, 3)),
+            )
+            trainer = WindowTrainer(settings, names)
+            state = trainer.initial_state()
+            started = time.perf_counter()
+            trainer.close_window(state, 0, 300_000, rows)
+            results.append({"kind": kind, "device": device, "epochs": settings.model.epochs, "window_events": size,
+                            "seconds": time.perf_counter() - started})
+            print(f"  training {kind} ({settings.model.epochs} epochs, {device}): {size:>9} events per window -> "
+                  f"{results[-1]['seconds']:.2f} s", file=sys.stderr)
     return results
 
 

@@ -28,7 +28,8 @@ import numpy as np
 from conf.settings import Settings
 from udfs.events import DeadLetter, EventValidator, window_start
 from udfs.feature_batch import rows_to_arrays
-from udfs.logistic import LogisticModel, TrainParams
+from udfs.learner import TrainParams
+from udfs.model import Model, ModelSpec
 from udfs.metrics import accuracy, log_loss
 from udfs.user_features import FeatureRow, UserFeatureExtractor, UserState
 
@@ -74,7 +75,7 @@ class StaticBaseline:
         size = self.settings.window.size_ms
         cutoff = window_start(rows[0].event_time, size) + self.train_windows * size
         train = [r for r in rows if r.event_time < cutoff and r.label is not None]
-        model = LogisticModel.initial(self.n_dense, self.settings.features.hash_buckets)
+        model = Model.initial(ModelSpec(), self.n_dense, self.settings.features.hash_buckets)
         dense, buckets = rows_to_arrays(train, self.n_dense)
         model.update_scaler(dense, decay=0.0, reset=True)
         m = self.settings.model
@@ -90,7 +91,8 @@ class OnlineSGD:
     """Logistic regression learned one event at a time, standardising with running moments."""
 
     def __init__(self, n_dense: int, hash_buckets: int, learning_rate: float = 0.05, l2: float = 1e-4) -> None:
-        self.model = LogisticModel.initial(n_dense, hash_buckets)
+        self.model = Model.initial(ModelSpec(), n_dense, hash_buckets)
+        self.linear, self.scaler = self.model.learner, self.model.scaler
         self.learning_rate = learning_rate
         self.l2 = l2
         self.n = np.zeros(n_dense)
@@ -102,25 +104,25 @@ class OnlineSGD:
     def learn_one(self, dense: np.ndarray, buckets: np.ndarray, label: int) -> float:
         """Predicts, then learns from the label; returns the prediction (prequential)."""
         self._absorb(dense)
-        x = self.model.design(dense[None, :], buckets[None, :])[0]
-        p = float(self.model.predict_design(x[None, :])[0])
-        self.model.weights -= self.learning_rate * ((p - label) * x + self.l2 * self.model.weights)
-        self.model.bias -= self.learning_rate * (p - label)
+        x = self.scaler.design(dense[None, :], buckets[None, :])[0]
+        p = float(self.linear.predict_design(x[None, :])[0])
+        self.linear.weights -= self.learning_rate * ((p - label) * x + self.l2 * self.linear.weights)
+        self.linear.bias -= self.learning_rate * (p - label)
         return p
 
     def _absorb(self, dense: np.ndarray) -> None:
         """Welford's running mean/variance per column, before scoring (features, not labels)."""
         seen = np.isfinite(dense)
         self.n += seen
-        delta = np.where(seen, dense - self.model.scaler_mean, 0.0)
-        self.model.scaler_mean = self.model.scaler_mean + np.where(self.n > 0, delta / np.maximum(self.n, 1), 0.0)
-        self.m2 += np.where(seen, delta * (np.where(seen, dense, 0.0) - self.model.scaler_mean), 0.0)
-        self.model.scaler_var = np.where(self.n > 1, self.m2 / np.maximum(self.n - 1, 1), 1.0)
+        delta = np.where(seen, dense - self.scaler.mean, 0.0)
+        self.scaler.mean = self.scaler.mean + np.where(self.n > 0, delta / np.maximum(self.n, 1), 0.0)
+        self.m2 += np.where(seen, delta * (np.where(seen, dense, 0.0) - self.scaler.mean), 0.0)
+        self.scaler.var = np.where(self.n > 1, self.m2 / np.maximum(self.n - 1, 1), 1.0)
 
     def score(self, rows: list[FeatureRow]) -> dict[str, float]:
         probs = {}
         for row in rows:
             if row.label is not None:
-                dense, buckets = rows_to_arrays([row], self.model.n_dense)
+                dense, buckets = rows_to_arrays([row], self.scaler.n_dense)
                 probs[row.event_id] = self.learn_one(dense[0], buckets[0], row.label)
         return probs

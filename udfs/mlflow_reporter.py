@@ -159,7 +159,7 @@ class MlflowReporter:
                 path=str(model_dir), python_model=SnapshotModel(),
                 artifacts={SNAPSHOT_ARTIFACT: str(snapshot_file)},
                 code_paths=[str(_UDFS_DIR)],
-                pip_requirements=["mlflow", "numpy", "pandas", "scipy"],
+                pip_requirements=["mlflow", "numpy", "pandas", "scipy", "torch==2.13.0"],
             )
             self._call(lambda: self.client.log_artifacts(self.run_id, str(model_dir), artifact_path),
                        "model artifacts")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from udfs.logistic import LogisticModel
+from udfs.model import Model
 
 SNAPSHOT_ARTIFACT = "snapshot"
 
@@ -24,17 +24,18 @@ def bucket_columns(hash_buckets: int) -> list[str]:
 
 
 class SnapshotModel(PythonModel):
-    """Scores with the parameters of one job snapshot (scaler included)."""
+    """Scores with the parameters of one job snapshot (scaler included), whatever its model kind."""
 
     def load_context(self, context: PythonModelContext) -> None:
         with open(context.artifacts[SNAPSHOT_ARTIFACT]) as f:
             self.snapshot: dict[str, Any] = json.load(f)
-        self.model = LogisticModel.from_parameters(self.snapshot["parameters"])
+        self.model = Model.from_parameters(self.snapshot["parameters"])
 
     def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
-        frame = model_input.reindex(columns=self.snapshot["dense_names"] + bucket_columns(self.model.hash_buckets))
+        scaler = self.model.scaler
+        frame = model_input.reindex(columns=self.snapshot["dense_names"] + bucket_columns(scaler.hash_buckets))
         values = frame.to_numpy(dtype=float)
-        n_dense = self.model.n_dense
-        onehot = np.nan_to_num(values[:, n_dense:], nan=0.0)
-        design = np.hstack([self.model.standardise(values[:, :n_dense]), onehot])
-        return self.model.predict_design(design)
+        onehot = np.nan_to_num(values[:, scaler.n_dense:], nan=0.0)
+        # Row-major like the job's design matrices: BLAS sums in another order over column-major ones.
+        design = np.ascontiguousarray(np.hstack([scaler.standardise(values[:, :scaler.n_dense]), onehot]))
+        return self.model.learner.predict_design(design)

@@ -23,6 +23,12 @@ that evaluation can measure detection delay and recovery. Definitions:
   square/circular/triangular; concepts A ``size = small and color = red``, B ``color = green or
   shape = circular``, C ``size = medium or large``, in the order A, B, C, A, B, C; plus a
   numeric ``x0 ~ U[0, 1]`` that carries no signal.
+- ``rbf``: random RBF (Bifet, Holmes, Pfahringer, Kirkby & Gavalda, KDD 2009, as MOA's
+  RandomRBFGenerator): 50 centroids with centres ``~ U[0, 1]^d``, a class each ``~ U{0, 1}``,
+  a standard deviation ``~ U[0, 1)`` and a weight ``~ U[0, 1)``. An example picks a centroid with
+  probability proportional to its weight and lies in a uniformly random direction from its centre
+  at a distance ``~ N(0, 1) x`` its standard deviation; its label is the centroid's class. Here
+  ``d = 10``, as MOA's default. Stationary and not linear: no line separates the classes.
 
 >>> spec = REFERENCE_STREAMS["sea"]
 >>> events = list(generate(spec, n_events=2000, seed=1))
@@ -48,7 +54,7 @@ START_MS = StreamSpec.start_ms
 @dataclass(frozen=True)
 class ReferenceStream:
     name: str
-    kind: str  # abrupt | gradual | covariate | recurring
+    kind: str  # abrupt | gradual | covariate | recurring | stationary
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     drift_fractions: tuple[float, ...]  # where the drifts start, as fractions of the stream
@@ -111,6 +117,17 @@ def _stagger(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np
     return rng.uniform(0, 1, size=(n, 1)), {"size": size, "color": color, "shape": shape}, y
 
 
+def _random_rbf(rng: np.random.Generator, n: int, d: int = 10, centroids: int = 50
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    centres, classes = rng.uniform(0, 1, size=(centroids, d)), rng.integers(0, 2, centroids)
+    std, weight = rng.uniform(0, 1, centroids), rng.uniform(0, 1, centroids)
+    pick = rng.choice(centroids, size=n, p=weight / weight.sum())
+    direction = rng.uniform(-1, 1, size=(n, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    x = centres[pick] + direction * (rng.normal(size=n) * std[pick])[:, None]
+    return x, {}, classes[pick]
+
+
 REFERENCE_STREAMS: dict[str, ReferenceStream] = {
     "sea": ReferenceStream("sea", "abrupt", ("x0", "x1", "x2"), (), (0.25, 0.5, 0.75), _sea),
     "sine1": ReferenceStream("sine1", "abrupt", ("x0", "x1"), (), (1 / 3, 2 / 3), _sine1),
@@ -119,6 +136,7 @@ REFERENCE_STREAMS: dict[str, ReferenceStream] = {
     "sine_shift": ReferenceStream("sine_shift", "covariate", ("x0", "x1"), (), (0.5,), _sine_shift),
     "stagger": ReferenceStream("stagger", "recurring", ("x0",), ("size", "color", "shape"),
                                tuple(i / 6 for i in range(1, 6)), _stagger),
+    "rbf": ReferenceStream("rbf", "stationary", tuple(f"x{i}" for i in range(10)), (), (), _random_rbf),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from udfs.logistic import LogisticModel
+from udfs.model import Model
 from udfs.feature_batch import NO_LABEL, FeatureBatch
 
 _INITIAL = {"version": 0, "window_end": None, "parameters": None}
@@ -31,7 +31,7 @@ class SnapshotIndex:
         self.initial = initial or _INITIAL
         self.ends: list[int] = []
         self.snapshots: dict[int, dict[str, Any]] = {}
-        self.models: dict[int, LogisticModel] = {}
+        self.models: dict[int, Model] = {}
 
     def add(self, snapshot: dict[str, Any]) -> None:
         end = snapshot["window_end"]
@@ -44,12 +44,12 @@ class SnapshotIndex:
         i = bisect.bisect_right(self.ends, window_start)
         return self.snapshots[self.ends[i - 1]] if i else self.initial
 
-    def model(self, snapshot: dict[str, Any]) -> LogisticModel | None:
+    def model(self, snapshot: dict[str, Any]) -> Model | None:
         if snapshot["parameters"] is None:
             return None
         version = snapshot["version"]
         if version not in self.models:
-            self.models[version] = LogisticModel.from_parameters(snapshot["parameters"])
+            self.models[version] = Model.from_parameters(snapshot["parameters"])
         return self.models[version]
 
     def prune(self, keep: int) -> list[int]:
@@ -60,7 +60,7 @@ class SnapshotIndex:
         return dropped
 
 
-def score_batch(batch: FeatureBatch, model: LogisticModel | None) -> np.ndarray:
+def score_batch(batch: FeatureBatch, model: Model | None) -> np.ndarray:
     """Probability of a positive label for every row in one vectorised pass; the untrained model says 0.5."""
     if model is None:
         return np.full(len(batch), 0.5)

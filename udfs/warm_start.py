@@ -21,8 +21,12 @@ def warm_snapshot(settings: Settings) -> dict[str, Any] | None:
     return json.loads(Path(settings.model.warm_start).read_text())
 
 
-def check_compatible(snapshot: dict[str, Any], dense_names: list[str], hash_buckets: int, where: str) -> None:
-    """A model of other features cannot score this job's rows: say which setting differs."""
+def check_compatible(snapshot: dict[str, Any], dense_names: list[str], hash_buckets: int, kind: str,
+                     where: str) -> None:
+    """A model of other features or of another kind cannot go on learning here: say which setting differs."""
+    snapshot_kind = snapshot["parameters"].get("kind", "logistic")
+    if snapshot_kind != kind:
+        raise ValueError(f"model.warm_start={where}: the model is of kind {snapshot_kind!r}, model.kind is {kind!r}")
     if snapshot["dense_names"] != dense_names or snapshot["parameters"]["hash_buckets"] != hash_buckets:
         raise ValueError(f"model.warm_start={where}: the model was trained on other features "
                          f"({len(snapshot['dense_names'])} dense, {snapshot['parameters']['hash_buckets']} buckets) "

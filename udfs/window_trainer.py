@@ -29,9 +29,10 @@ import numpy as np
 from conf.settings import Settings
 from udfs.adaptation import gate_decision, held_out, rollback_target
 from udfs.drift import ErrorRateCheck, KSDriftDetector
-from udfs.logistic import LogisticModel, TrainParams
+from udfs.learner import TrainParams
 from udfs.metrics import accuracy, log_loss, per_example_log_loss, roc_auc
 from udfs.feature_batch import FeatureBatch
+from udfs.model import Model, ModelSpec
 from udfs.warm_start import warm_snapshot
 
 LOSS_CHECK = "prequential_loss"
@@ -43,12 +44,12 @@ CONCEPT_CHECKS = {LOSS_CHECK: "loss", ERROR_RATE_CHECK: "error_rate"}
 class TrainerState:
     """Everything the trainer learns; one pickled Flink ValueState."""
 
-    model: LogisticModel  # the learner
+    model: Model  # the learner
     detector: KSDriftDetector
     error_rate: ErrorRateCheck
-    serving: LogisticModel | None = None  # None: the untrained version 0
+    serving: Model | None = None  # None: the untrained version 0
     serving_version: int = 0
-    recent: list[tuple[int, LogisticModel]] = field(default_factory=list)  # recent served snapshots
+    recent: list[tuple[int, Model]] = field(default_factory=list)  # recent served snapshots
     version: int = 0  # candidates trained so far (= windows closed)
     labeled_seen: int = 0
     positives_seen: int = 0
@@ -69,6 +70,7 @@ class WindowTrainer:
         self.adaptation = settings.adaptation
         self.dense_names = dense_names
         self.drift_columns = {name: dense_names.index(name) for name in settings.drift_features}
+        self.spec = ModelSpec.from_settings(settings.model)
 
     def initial_state(self) -> TrainerState:
         d = self.settings.drift
@@ -81,11 +83,11 @@ class WindowTrainer:
                                     min_increase=d.min_error_rate_increase)
         warm = warm_snapshot(self.settings)
         if warm is None:
-            model = LogisticModel.initial(len(self.dense_names), self.settings.features.hash_buckets)
+            model = Model.initial(self.spec, len(self.dense_names), self.settings.features.hash_buckets)
             return TrainerState(model=model, detector=detector, error_rate=error_rate)
-        state = TrainerState(model=LogisticModel.from_parameters(warm["parameters"]), detector=detector,
+        state = TrainerState(model=Model.from_parameters(warm["parameters"], self.spec.device), detector=detector,
                              error_rate=error_rate, version=int(warm.get("trained_version", warm["version"])))
-        self._serve(state, LogisticModel.from_parameters(warm["parameters"]), int(warm["version"]))
+        self._serve(state, Model.from_parameters(warm["parameters"]), int(warm["version"]))
         return state
 
     def close_window(self, state: TrainerState, window_start: int, window_end: int,
@@ -119,7 +121,7 @@ class WindowTrainer:
             state.positives_seen += int(y.sum())
         state.version += 1
         if state.version == self.adaptation.corrupt_candidate_at_window:
-            learner.weights = -3.0 * learner.weights
+            learner.learner.corrupt()
             decisions.append({"kind": "corrupted_for_test", "reason": "adaptation.corrupt_candidate_at_window"})
         rolled_back = any(d["kind"] == "rollback" for d in decisions)
         if rolled_back:  # the restored snapshot serves the next window; the learner competes again after it
@@ -127,9 +129,10 @@ class WindowTrainer:
         else:
             decisions.append(self._gate(state, dense[holdout], buckets[holdout], labels[holdout]))
         if decisions[-1]["kind"] not in ("gate_blocked", "candidate_held"):
-            self._serve(state, LogisticModel.from_parameters(learner.parameters()), state.version)
+            self._serve(state, Model.from_parameters(learner.parameters()), state.version)
         state.boost_windows_left = max(state.boost_windows_left - 1, 0)
-        metrics.update(learning_rate=params.learning_rate, drift_detections=float(len(detections)),
+        metrics.update(learner.learner.window_metrics())
+        metrics.update(learning_rate=params.step_size, drift_detections=float(len(detections)),
                        update_seconds=time.perf_counter() - started)
         drift_events = [
             {"window_start": window_start, "window_end": window_end,
@@ -142,9 +145,9 @@ class WindowTrainer:
         snapshot["decisions"] = decisions
         return WindowResult(snapshot, drift_events)
 
-    def _serving(self, state: TrainerState) -> LogisticModel:
-        if state.serving is None:
-            return LogisticModel.initial(len(self.dense_names), self.settings.features.hash_buckets)
+    def _serving(self, state: TrainerState) -> Model:
+        if state.serving is None:  # zero logistic weights: 0.5 for every row, as the predictor scores version 0
+            return Model.initial(ModelSpec(), len(self.dense_names), self.settings.features.hash_buckets)
         return state.serving
 
     def _check_drift(self, state: TrainerState, dense: np.ndarray, y: np.ndarray, probs: np.ndarray) -> list:
@@ -176,22 +179,20 @@ class WindowTrainer:
         decisions.append(decision)
         restored = recent[version]
         state.serving, state.serving_version = restored, version
-        state.model = LogisticModel.from_parameters(restored.parameters())  # train on from the good one
+        state.model = Model.from_parameters(restored.parameters(), self.spec.device)  # train on from the good one
 
     def _adapt(self, state: TrainerState) -> list[dict[str, Any]]:
         a = self.adaptation
         decisions = []
         for policy in a.policies:
             if policy == "lr_boost":
-                state.model.reset_optimizer()
+                state.model.learner.reset_optimizer()
                 state.boost_windows_left = a.boost_windows
                 decisions.append({"kind": "lr_boost", "reason": "concept drift",
                                   "factor": a.learning_rate_boost, "windows": a.boost_windows})
             elif policy == "reset_weights":
-                fresh = LogisticModel.initial(len(self.dense_names), self.settings.features.hash_buckets)
-                fresh.scaler_mean, fresh.scaler_var = state.model.scaler_mean, state.model.scaler_var
-                fresh.scaler_fitted = state.model.scaler_fitted
-                state.model = fresh
+                scaler = state.model.scaler
+                state.model = Model(scaler, self.spec.new_learner(scaler.n_inputs, seed=self.spec.seed + state.version))
                 decisions.append({"kind": "reset_weights", "reason": "concept drift"})
             elif policy == "retrain_window":
                 decisions.append({"kind": "retrain_window", "reason": "concept drift", "epochs": a.retrain_epochs})
@@ -210,7 +211,7 @@ class WindowTrainer:
         return gate_decision(state.model.predict_proba(dense, buckets),
                              self._serving(state).predict_proba(dense, buckets), y, a.gate_tolerance)
 
-    def _serve(self, state: TrainerState, model: LogisticModel, version: int) -> None:
+    def _serve(self, state: TrainerState, model: Model, version: int) -> None:
         state.serving, state.serving_version = model, version
         state.recent = (state.recent + [(version, model)])[-self.adaptation.recent_snapshots:]
 
@@ -232,8 +233,8 @@ class WindowTrainer:
         m, a = self.settings.model, self.adaptation
         boost = a.learning_rate_boost if state.boost_windows_left > 0 else 1.0
         epochs = a.retrain_epochs if retrain and "retrain_window" in a.policies else m.epochs
-        return TrainParams(optimizer=m.optimizer, learning_rate=m.learning_rate * boost, epochs=epochs,
-                           batch_size=m.batch_size, l2=m.l2, seed=m.seed + state.version)
+        return TrainParams(optimizer=m.optimizer, learning_rate=m.learning_rate, learning_rate_boost=boost,
+                           epochs=epochs, batch_size=m.batch_size, l2=m.l2, seed=m.seed + state.version)
 
     def _snapshot(self, state: TrainerState, window_start: int, window_end: int,
                   metrics: dict[str, float]) -> dict[str, Any]:

@@ -12,10 +12,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
 from jobs.run_summary import read_jsonl_dir
 from scripts.broker import free_port, wait_until
+from udfs.model import Model
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +57,16 @@ def write_stream(path: Path, spec: StreamSpec, bad_lines: list[str] = (), duplic
         lines.insert(rng.randrange(len(lines) // 10, len(lines)), bad)
     path.write_text("\n".join(lines) + "\n")
     return events
+
+
+def assert_same_model(actual: dict[str, Any], expected: dict[str, Any], atol: float) -> None:
+    """Two snapshots' parameters score alike, whatever the model kind."""
+    assert actual["kind"] == expected["kind"]
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(200, len(actual["scaler_mean"])))
+    buckets = rng.integers(-1, actual["hash_buckets"], size=(200, 3))
+    np.testing.assert_allclose(Model.from_parameters(actual).predict_proba(dense, buckets),
+                               Model.from_parameters(expected).predict_proba(dense, buckets), atol=atol)
 
 
 def outputs(out: Path, name: str) -> list[dict[str, Any]]:

@@ -27,7 +27,9 @@ def test_bench_writes_every_figure(tmp_path: Path) -> None:
         assert figures[f"full/{name}"] == figures["full"]["events_per_s"] / figures[name]["events_per_s"], name
         assert f"full/{name} " in proc.stdout
     assert 0 < figures["training_seconds_per_window"]["p50"] <= figures["training_seconds_per_window"]["p99"]
-    assert [r["window_events"] for r in figures["training_scaling"]] == [1000, 10000]
+    assert [(r["kind"], r["window_events"]) for r in figures["training_scaling"]] == [
+        (kind, size) for kind in ("logistic", "mlp", "ensemble") for size in (1000, 10000)]
+    assert all(r["seconds"] > 0 and r["device"] == "cpu" for r in figures["training_scaling"])
     scaling = figures["user_scaling"]
     assert [(r["users"], r["predictions"]) for r in scaling["runs"]] == [(1000, 3000), (2000, 3000)]
     assert all(r["events_per_s"] > 0 and r["peak_rss_mib"] > 50 for r in scaling["runs"]), scaling

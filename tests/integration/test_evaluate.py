@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import REPO
 
 
@@ -30,7 +32,16 @@ def test_evaluate_on_sine1_with_the_flink_job(tmp_path: Path) -> None:
     assert library["post_drift_logloss"] == flink["post_drift_logloss"], "the two engines must agree"
 
 
-def test_evaluate_rejects_unknown_streams(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "scripts/evaluate.py", "--streams", "nope"], cwd=REPO,
+def test_evaluate_puts_model_kinds_side_by_side_on_the_non_linear_stream(tmp_path: Path) -> None:
+    stdout, results = evaluate(tmp_path, "--streams", "rbf", "--events", "30000", "--engine", "library",
+                               "--model", "logistic,mlp")
+    figures = {r["model"]: r["post_drift_logloss"]["job"] for r in results}
+    assert figures["mlp"] <= 0.5 * figures["logistic"], figures
+    assert "mlp/logistic" in stdout and "model mlp" in stdout
+
+
+@pytest.mark.parametrize("flag", ["--streams", "--model"])
+def test_evaluate_rejects_unknown_streams_and_models(tmp_path: Path, flag: str) -> None:
+    proc = subprocess.run([sys.executable, "scripts/evaluate.py", flag, "nope"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--streams: unknown ['nope']" in proc.stderr
+    assert proc.returncode == 2 and f"{flag}: unknown ['nope']" in proc.stderr

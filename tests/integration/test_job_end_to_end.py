@@ -7,6 +7,7 @@ import bisect
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from jobs.run_summary import read_snapshots
-from tests.integration.conftest import outputs, run_job, write_stream
+from tests.integration.conftest import assert_same_model, outputs, run_job, write_stream
 from udfs.events import window_start
 from udfs.library_mode import run_library
 from udfs.metrics import log_loss
@@ -136,25 +137,44 @@ def test_covariate_shift_is_detected_within_two_windows(tmp_path):
     assert len(before) / (shift_window - window_start(spec.start_ms, WINDOW_MS)) * WINDOW_MS <= ALPHA
 
 
-def test_flink_job_matches_library_mode_exactly(stationary_run):
-    """The Flink graph and the plain-Python loop share udfs/: same scores, same versions."""
+@pytest.fixture(scope="module")
+def kind_runs(stationary_run, tmp_path_factory) -> Callable[[str], Path]:
+    """The job's outputs on the stationary events for a model kind (logistic: the stationary run)."""
     out, _, _ = stationary_run
-    lines = (out.parent / "events.jsonl").read_text().splitlines()
+    runs = {"logistic": out}
+
+    def run(kind: str) -> Path:
+        if kind not in runs:
+            tmp = tmp_path_factory.mktemp(kind)
+            run_job(out.parent / "events.jsonl", tmp / "out", f"drift.alpha={ALPHA}",
+                    "mlflow.register_every_windows=100", f"model.kind={kind}")
+            runs[kind] = tmp / "out"
+        return runs[kind]
+    return run
+
+
+@pytest.mark.parametrize("kind", ["logistic", "mlp", "ensemble"])
+def test_flink_job_matches_library_mode_exactly(stationary_run, kind_runs, kind):
+    """The Flink graph and the plain-Python loop share udfs/: same scores, same versions, for every model kind."""
+    out = kind_runs(kind)
+    lines = (stationary_run[0].parent / "events.jsonl").read_text().splitlines()
     # Another slice length than the job's (auto): results must not depend on how events were batched.
-    library = run_library(load_settings(overrides=[f"drift.alpha={ALPHA}", "batching.slice_ms=6000"]), lines)
+    library = run_library(load_settings(overrides=[f"drift.alpha={ALPHA}", f"model.kind={kind}",
+                                                   "batching.slice_ms=6000"]), lines)
     expected = {p["event_id"]: (p["model_version"], p["score"]) for p in map(json.loads, library.predictions)}
     actual = {p["event_id"]: (p["model_version"], p["score"]) for p in outputs(out, "predictions")}
     assert actual.keys() == expected.keys()
     assert all(actual[k][0] == expected[k][0] and abs(actual[k][1] - expected[k][1]) < 1e-9 for k in expected)
-    final = read_snapshots(out)[-1]
-    np.testing.assert_allclose(final["parameters"]["weights"], library.snapshots[-1]["parameters"]["weights"], atol=1e-9)
+    assert_same_model(read_snapshots(out)[-1]["parameters"], library.snapshots[-1]["parameters"], atol=1e-9)
 
 
-def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(stationary_run, tmp_path):
+@pytest.mark.parametrize("kind", ["logistic", "mlp"])
+def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(stationary_run, kind_runs, kind,
+                                                                             tmp_path):
     """An operator throws once after 15,000 records; Flink restores the last checkpoint and replays."""
-    reference, _, _ = stationary_run
-    proc = run_job(reference.parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
-                   "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000",
+    reference = kind_runs(kind)
+    proc = run_job(stationary_run[0].parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
+                   "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000", f"model.kind={kind}",
                    "job.fail_once_operator=user-features", "job.fail_once_after_records=15000")
     assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
 
@@ -165,8 +185,8 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     assert recovered.keys() == expected.keys()
     assert all(recovered[k]["model_version"] == expected[k]["model_version"] for k in expected)
 
-    np.testing.assert_allclose(read_snapshots(tmp_path / "out")[-1]["parameters"]["weights"],
-                               read_snapshots(reference)[-1]["parameters"]["weights"], atol=1e-6)
+    assert_same_model(read_snapshots(tmp_path / "out")[-1]["parameters"], read_snapshots(reference)[-1]["parameters"],
+                      atol=1e-6)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])[0]

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
-from udfs.logistic import LogisticModel
 from udfs.mlflow_reporter import window_step
+from udfs.model import Model
 from udfs.pyfunc_model import bucket_columns
 from udfs.stream_generator import StreamSpec
 
@@ -72,7 +72,8 @@ def test_champion_is_loadable_and_matches_last_snapshot(job_run, mlflow_server):
     dense = rng.normal(size=(20, len(last["dense_names"])))
     buckets = rng.integers(0, last["parameters"]["hash_buckets"], size=(20, 2))
     frame = pd.DataFrame(dense, columns=last["dense_names"])
-    onehot = LogisticModel.from_parameters(last["parameters"]).one_hot(buckets)
+    snapshot_model = Model.from_parameters(last["parameters"])
+    onehot = snapshot_model.scaler.one_hot(buckets)
     frame[bucket_columns(onehot.shape[1])] = onehot
-    expected = LogisticModel.from_parameters(last["parameters"]).predict_proba(dense, buckets)
+    expected = snapshot_model.predict_proba(dense, buckets)
     np.testing.assert_allclose(np.asarray(model.predict(frame)), expected, rtol=1e-9)

@@ -10,14 +10,14 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from jobs.online_learning import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
-from tests.integration.conftest import REPO, job_command, outputs, run_job, write_stream
+from tests.integration.conftest import REPO, assert_same_model, job_command, outputs, run_job, write_stream
 from udfs.library_mode import run_library
 from udfs.mlflow_reporter import window_step
 from udfs.stream_generator import StreamSpec
@@ -27,10 +27,12 @@ SPEC = StreamSpec(n_events=150_000, n_users=2_000, duration_s=6 * 3600.0, seed=1
 OVERRIDES = ("job.checkpoint_interval_ms=2000", "mlflow.register_every_windows=100")
 
 
-def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["logistic", "mlp"])
+def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: Path, kind: str) -> None:
+    overrides = (*OVERRIDES, f"model.kind={kind}")
     events = write_stream(tmp_path / "events.jsonl", SPEC)
     out = tmp_path / "out"
-    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *OVERRIDES), cwd=REPO,
+    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *overrides), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: lines_written(out / "predictions") >= 4_000 or first.poll() is not None, 300,
@@ -47,10 +49,10 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     versions_before = [s["trained_version"] for s in read_snapshots(out)]
     assert versions_before, "no snapshot committed before the stop"
 
-    resumed = run_job(tmp_path / "events.jsonl", out, *OVERRIDES, resume=match.group(1))
+    resumed = run_job(tmp_path / "events.jsonl", out, *overrides, resume=match.group(1))
     assert "resuming from" in resumed.stdout
 
-    library = run_library(load_settings(), (tmp_path / "events.jsonl").read_text().splitlines())
+    library = run_library(load_settings(overrides=[f"model.kind={kind}"]), (tmp_path / "events.jsonl").read_text().splitlines())
     expected = {p["event_id"]: p for p in map(json.loads, library.predictions)}
     committed = outputs(out, "predictions")
     counts = Counter(p["event_id"] for p in committed)
@@ -62,8 +64,7 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     snapshots = read_snapshots(out)
     assert [s["trained_version"] for s in snapshots] == list(range(1, len(library.snapshots) + 1))
     assert versions_before == list(range(1, len(versions_before) + 1)), "versions restart or skip"
-    np.testing.assert_allclose(snapshots[-1]["parameters"]["weights"],
-                               library.snapshots[-1]["parameters"]["weights"], atol=1e-6)
+    assert_same_model(snapshots[-1]["parameters"], library.snapshots[-1]["parameters"], atol=1e-6)
 
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])

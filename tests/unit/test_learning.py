@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from udfs.drift import KSDriftDetector, reject
-from udfs.logistic import LogisticModel, TrainParams
+from udfs.learner import TrainParams
+from udfs.model import Model, ModelSpec
 from udfs.metrics import accuracy, log_loss, roc_auc
 
 
@@ -29,32 +30,32 @@ def test_model_learns_a_linear_concept_with_categoricals(optimizer):
     buckets = rng.integers(0, 4, size=(n, 1))
     logit = 1.5 * (dense[:, 0] - 5) / 3 - 1.0 * (dense[:, 1] - 5) / 3 + np.where(buckets[:, 0] == 2, 1.5, -0.5)
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
-    model = LogisticModel.initial(n_dense=3, hash_buckets=4)
+    model = Model.initial(ModelSpec(), n_dense=3, hash_buckets=4)
     model.update_scaler(dense, decay=0.9)
     for epoch in range(10):
         model.fit(dense, buckets, y, TrainParams(optimizer=optimizer, learning_rate=0.05, epochs=1, seed=epoch))
     base = log_loss(y, np.full(n, y.mean()))
     assert log_loss(y, model.predict_proba(dense, buckets)) < 0.8 * base
-    assert model.weights[0] > 0 > model.weights[1]
+    assert model.learner.weights[0] > 0 > model.learner.weights[1]
 
 
 def test_parameters_round_trip_scores_identically():
     rng = np.random.default_rng(2)
-    model = LogisticModel.initial(2, 3)
+    model = Model.initial(ModelSpec(), 2, 3)
     dense = rng.normal(size=(50, 2))
     model.update_scaler(dense, 0.9)
     model.fit(dense, np.zeros((50, 0), dtype=int), (dense[:, 0] > 0).astype(float), TrainParams())
-    copy = LogisticModel.from_parameters(model.parameters())
+    copy = Model.from_parameters(model.parameters())
     np.testing.assert_array_equal(copy.predict_proba(dense, np.full((50, 1), 1)),
                                   model.predict_proba(dense, np.full((50, 1), 1)))
 
 
 def test_scaler_tracks_a_moving_mean_and_ignores_missing():
-    model = LogisticModel.initial(1, 0)
+    model = Model.initial(ModelSpec(), 1, 0)
     model.update_scaler(np.array([[0.0], [2.0], [np.nan]]), decay=0.5)
-    assert model.scaler_mean[0] == pytest.approx(1.0)
+    assert model.scaler.mean[0] == pytest.approx(1.0)
     model.update_scaler(np.array([[3.0], [5.0]]), decay=0.5)
-    assert model.scaler_mean[0] == pytest.approx(2.5)
+    assert model.scaler.mean[0] == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize("correction", ["bonferroni", "holm", "benjamini-hochberg"])

@@ -24,6 +24,12 @@ def test_overrides_are_typed():
     ("source.kind=file", "source.path"),
     ("batching.slice_ms=7000", "batching.slice_ms"),
     ("batching.slice_ms=soon", "batching.slice_ms"),
+    ("model.kind=forest", "model.kind"),
+    ("model.hidden_units=[]", "model.hidden_units"),
+    ("model.hidden_units=[64, 0]", "model.hidden_units"),
+    ("model.ensemble.learning_rates=[0.01, -0.1]", "model.ensemble.learning_rates"),
+    ("model.ensemble.member=ensemble", "model.ensemble.member"),
+    ("model.dropout=1.5", "model.dropout"),
 ])
 def test_errors_name_the_bad_key(override, key):
     with pytest.raises(SettingsError) as err:
@@ -57,3 +63,11 @@ def test_kafka_settings_are_checked():
         load_settings(overrides=["kafka.starting_offsets=timestamp"])
     with pytest.raises(SettingsError, match="kafka.stopping_offsets"):
         load_settings(overrides=['kafka.stopping_offsets={"no-partition": 5}'])
+
+
+def test_cuda_without_a_gpu_stops_at_start_up_naming_the_key(capsys):
+    import torch
+
+    assert not torch.cuda.is_available(), "this test needs a machine without a GPU"
+    assert main(["--set", "model.kind=mlp", "--set", "model.device=cuda"]) == 2
+    assert "model.device: 'cuda' but no CUDA GPU is visible" in capsys.readouterr().err

@@ -1,0 +1,131 @@
+"""The three learners on small hand-made streams: what each can learn, and that state and snapshots
+carry everything (optimizer moments included) so that training goes on identically after a restore."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from conf.settings import load_settings
+from udfs.ensemble import EnsembleLearner
+from udfs.feature_batch import FeatureBatch
+from udfs.learner import TrainParams
+from udfs.logistic import LogisticLearner
+from udfs.metrics import log_loss
+from udfs.mlp import MlpLearner
+from udfs.model import Model, ModelSpec
+from udfs.pyfunc_model import SNAPSHOT_ARTIFACT, SnapshotModel, bucket_columns
+from udfs.window_trainer import WindowTrainer
+
+KINDS = ["logistic", "mlp", "ensemble"]
+
+
+def xor(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(n, 2))
+    return x, (x[:, 0] * x[:, 1] > 0).astype(float)
+
+
+def test_mlp_learns_a_concept_no_line_separates_and_logistic_cannot():
+    x, y = xor(3000, 0)
+    mlp, logistic = MlpLearner.initial(2, (16,), 0.0, seed=0), LogisticLearner.initial(2)
+    for window in range(10):
+        params = TrainParams(learning_rate=0.01, epochs=2, batch_size=64, seed=window)
+        mlp.fit_design(x, y, params)
+        logistic.fit_design(x, y, params)
+    test_x, test_y = xor(1000, 1)
+    assert log_loss(test_y, mlp.predict_design(test_x)) < 0.3
+    assert log_loss(test_y, logistic.predict_design(test_x)) > 0.6
+
+
+def test_mlp_training_is_reproducible_and_goes_on_identically_after_pickling():
+    x, y = xor(500, 2)
+    params = TrainParams(learning_rate=0.01, batch_size=32, seed=3)
+    a, b = MlpLearner.initial(2, (8, 4), 0.2, seed=1), MlpLearner.initial(2, (8, 4), 0.2, seed=1)
+    a.fit_design(x, y, params)
+    b.fit_design(x, y, params)
+    restored = pickle.loads(pickle.dumps(a))  # how Flink keeps it in state
+    assert restored.optimizer is not None and restored.optimizer.state_dict()["state"], "Adam moments lost"
+    for learner in (a, b, restored):
+        learner.fit_design(x, y, TrainParams(learning_rate=0.01, batch_size=32, seed=4))
+    np.testing.assert_array_equal(a.predict_design(x), b.predict_design(x))
+    np.testing.assert_array_equal(restored.predict_design(x), a.predict_design(x))
+
+
+def test_ensemble_moves_its_weight_to_the_fast_member_after_an_abrupt_flip():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(800, 2))
+    y = (x[:, 0] > 0).astype(float)
+    ensemble = EnsembleLearner([LogisticLearner.initial(2), LogisticLearner.initial(2)], (0.001, 0.1), eta=20.0,
+                               loss_decay=0.5)
+    for seed in range(6):
+        ensemble.fit_design(x, y, TrainParams(epochs=3, seed=seed))
+    flipped = 1 - y
+    for seed in range(6, 12):
+        ensemble.fit_design(x, flipped, TrainParams(epochs=3, seed=seed))
+    assert ensemble.weights()[1] > 0.9
+    assert ensemble.window_metrics() == {"ensemble_weight_0": pytest.approx(ensemble.weights()[0]),
+                                         "ensemble_weight_1": pytest.approx(ensemble.weights()[1])}
+    single_fast = [m.predict_design(x) for m in ensemble.members][1]
+    assert log_loss(flipped, ensemble.predict_design(x)) <= log_loss(flipped, single_fast) * 1.05
+
+
+def trained(kind: str) -> tuple[Model, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    dense, buckets = rng.normal(size=(400, 3)), rng.integers(-1, 4, size=(400, 2))
+    y = ((dense[:, 0] * dense[:, 1] > 0) | (buckets[:, 0] == 2)).astype(float)
+    model = Model.initial(ModelSpec(kind=kind, hidden_units=(8,), learning_rates=(0.01, 0.1)), 3, 4)
+    model.update_scaler(dense, decay=0.9)
+    model.fit(dense, buckets, y, TrainParams(seed=1))
+    return model, dense, buckets
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_snapshot_parameters_are_json_carry_the_kind_and_score_identically(kind):
+    model, dense, buckets = trained(kind)
+    params = json.loads(json.dumps(model.parameters()))
+    assert params["kind"] == kind
+    assert len(json.dumps(params)) < 20_000, "snapshots should stay small"
+    np.testing.assert_array_equal(Model.from_parameters(params).predict_proba(dense, buckets),
+                                  model.predict_proba(dense, buckets))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pyfunc_model_scores_a_dataframe_exactly_as_the_snapshot(kind, tmp_path):
+    model, dense, buckets = trained(kind)
+    names = ["a", "b", "c"]
+    snapshot_file = tmp_path / "snapshot.json"
+    snapshot_file.write_text(json.dumps({"version": 1, "dense_names": names, "parameters": model.parameters()}))
+    mlflow.pyfunc.save_model(path=str(tmp_path / "model"), python_model=SnapshotModel(),
+                             artifacts={SNAPSHOT_ARTIFACT: str(snapshot_file)})
+    frame = pd.DataFrame(dense, columns=names)
+    frame[bucket_columns(4)] = model.scaler.one_hot(buckets)
+    scores = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(frame)
+    np.testing.assert_array_equal(np.asarray(scores), model.predict_proba(dense, buckets))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_trainer_snapshots_the_kind_and_the_ensemble_logs_its_weights(kind):
+    settings = load_settings(overrides=[f"model.kind={kind}", "model.hidden_units=[8]", 'features.numeric=["a", "b"]'])
+    names = ["a", "b"]
+    rng = np.random.default_rng(0)
+    n = 600
+    dense = rng.normal(size=(n, 2))
+    rows = FeatureBatch(event_ids=[f"e{i}" for i in range(n)], user_ids=["u"] * n,
+                        event_times=np.arange(n, dtype=np.int64), labels=(dense[:, 0] > 0).astype(float),
+                        dense=dense, buckets=np.full((n, 3), -1))
+    trainer = WindowTrainer(settings, names)
+    state = trainer.initial_state()
+    snapshots = [trainer.close_window(state, w * 300_000, (w + 1) * 300_000, rows).snapshot for w in range(3)]
+    assert {s["parameters"]["kind"] for s in snapshots} == {kind}
+    assert snapshots[-1]["metrics"]["logloss"] < 0.5
+    weights = {k: v for k, v in snapshots[-1]["metrics"].items() if k.startswith("ensemble_weight_")}
+    if kind == "ensemble":
+        assert len(weights) == 4 and sum(weights.values()) == pytest.approx(1.0)
+        assert snapshots[-1]["parameters"]["weights"] == pytest.approx(list(weights.values()))
+    else:
+        assert weights == {}
