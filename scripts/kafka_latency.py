@@ -7,7 +7,8 @@ arrival minus produce time, over the events produced after a warm-up (the job's 
 
 These settings bound the latency by design, and are set here as a latency-minded deployment would:
 ``source.max_out_of_orderness_ms`` (an event waits until the watermark passes the end of its slice,
-``batching.slice_ms``; the producer here sends in time order, so a small bound suffices) and
+``batching.slice_ms``; the producer here sends in time order, so a small bound suffices; short
+slices also make small batches, so there are fewer user shards, ``batching.shards``) and
 ``job.python_bundle_time_ms`` (how long a Python operator may buffer records);
 ``job.watermark_interval_ms`` (how often the watermark moves) and the Kafka clients'
 ``fetch.max.wait.ms`` and ``linger.ms`` trade batching for latency as well.
@@ -33,8 +34,8 @@ from scripts.kafka_tools import create_topics, replay_lines
 from udfs.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
-LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=100",
-                    "job.watermark_interval_ms=50",
+LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=200",
+                    "batching.shards=4", "job.watermark_interval_ms=50",
                     'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
                     'kafka.producer_properties={"linger.ms": "0"}')
 
@@ -94,7 +95,9 @@ def measure_latency(rate: float, seconds: float, parallelism: int, overrides: li
     spec = StreamSpec(n_events=total, n_users=2_000, duration_s=warmup_s + seconds, seed=5)
     produced: dict[str, float] = {}
     with Broker() as broker:
-        create_topics(broker.bootstrap, [f"interactions:{parallelism}", f"predictions:{parallelism}",
+        # One input partition: the front reads the stream as one sequence and judges lateness over it,
+        # so partitions consumed at different paces would make each other's events late (dead letters).
+        create_topics(broker.bootstrap, ["interactions:1", f"predictions:{parallelism}",
                                          "dead-letters", "drift-events"])
         cmd = [sys.executable, "-m", "jobs.online_learning", "--output", str(workdir)]
         for item in [*overrides, *LATENCY_SETTINGS, "source.kind=kafka", "output.kind=kafka",
@@ -111,13 +114,18 @@ def measure_latency(rate: float, seconds: float, parallelism: int, overrides: li
             print(f"  kafka: producing {total} events at {rate:.0f}/s ({warmup_s:.0f} s warm-up)", file=sys.stderr)
             replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, measure_after, arrivals),
                          rate=rate, total=total)
-            wait_until(lambda: all(e in arrivals.seen for e in produced) or job.poll() is not None, 120,
-                       "every measured prediction", 0.5)
+            try:
+                wait_until(lambda: all(e in arrivals.seen for e in produced) or job.poll() is not None, 120,
+                           "every measured prediction", 0.5)
+            except TimeoutError:  # the job fell behind the offered rate: reported as received < measured
+                pass
         finally:
             arrivals.stopped.set()
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
-    latencies = np.array([(arrivals.seen[e] - t) * 1000 for e, t in produced.items() if e in arrivals.seen])
-    return {"offered_rate": rate, "measured_events": len(produced), "received": len(latencies),
+    # An event still unscored counts with the time it has waited so far: a rate the job cannot
+    # sustain shows as a large p99 and received < measured_events, not as an error.
+    latencies = np.array([(arrivals.seen.get(e, time.time()) - t) * 1000 for e, t in produced.items()])
+    return {"offered_rate": rate, "measured_events": len(produced), "received": len(set(produced) & set(arrivals.seen)),
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
             "max_ms": float(latencies.max()), "settings": list(LATENCY_SETTINGS)}

@@ -24,10 +24,11 @@ import io
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from udfs.devices import resolve_device
+from udfs.devices import reproducible_torch, resolve_device
+
+torch = reproducible_torch()
+nn = torch.nn
 from udfs.learner import TrainParams
 from udfs.logistic import sigmoid
 
