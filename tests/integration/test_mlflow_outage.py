@@ -31,8 +31,10 @@ def test_job_rides_out_an_mlflow_outage_and_logs_every_window(tmp_path: Path) ->
     (tmp_path / "mlflow").mkdir()
     server = MlflowServer(tmp_path / "mlflow").start()
     out = tmp_path / "out"
+    # 60-s slices, not the hour-long replay's auto (300 s): smaller batches keep the job running long
+    # enough for the outage, the restart and the reporter's catch-up (auto finished in about a minute).
     cmd = job_command(tmp_path / "events.jsonl", out, f"mlflow.tracking_uri={server.url}",
-                      "mlflow.experiment=outage", "mlflow.register_every_windows=100")
+                      "mlflow.experiment=outage", "mlflow.register_every_windows=100", "batching.slice_ms=60000")
     job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            env={**os.environ, **MLFLOW_CLIENT_ENV})
     try:
