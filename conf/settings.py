@@ -56,9 +56,6 @@ class JobSettings(_Section):
     # Heap of the JVM that runs the local MiniCluster (Java's default is a quarter of the
     # machine's memory); a cluster's TaskManagers take theirs from the cluster's configuration.
     local_heap_mb: int = Field(512, ge=128)
-    # Tests of recovery: the named operator throws once after this many records (per subtask).
-    fail_once_operator: Literal["parse", "user-features", "trainer", "predictor"] = "user-features"
-    fail_once_after_records: int | None = Field(None, ge=1)
 
 
 class CovariateShiftSettings(_Section):

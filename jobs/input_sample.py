@@ -43,3 +43,13 @@ def count_and_sample(paths: list[str], size: int = SAMPLE_LINES) -> tuple[int, l
                 if line:
                     sample.append(line.decode("utf-8", errors="replace"))
     return lines, sample
+
+
+def count_lines(paths: list[str]) -> int:
+    """Lines in all files: the total a progress line counts towards."""
+    lines = 0
+    for f in input_files(paths):
+        with f.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                lines += chunk.count(b"\n")
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import mlflow
 from mlflow.entities import Param, RunStatus
@@ -13,6 +14,8 @@ from mlflow.tracking import MlflowClient
 from conf.settings import Settings, SettingsError
 from udfs.mlflow_reporter import MlflowReporter
 from udfs.pyfunc_model import SNAPSHOT_ARTIFACT
+
+RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -74,15 +77,35 @@ def _artifact_uri(settings: Settings, uri: str) -> str:
     return client.get_model_version_download_uri(name, version)
 
 
-def reopen_run(settings: Settings, run_id: str) -> str:
+END_REASON_TAG = "end_reason"
+SAVEPOINT_TAG = "savepoint"
+FLINK_JOB_TAG = "flink_job_id"
+
+
+def reopen_run(settings: Settings, run_id: str, resumed_from: str) -> str:
     """A resumed job logs into the run it was stopped in: same steps, no window twice."""
-    MlflowClient(tracking_uri(settings)).update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    client = MlflowClient(tracking_uri(settings))
+    client.set_tag(run_id, END_REASON_TAG, f"resumed from {resumed_from}")
+    client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
     return run_id
 
 
-def finish_run(settings: Settings, run_id: str, succeeded: bool) -> None:
-    status = RunStatus.to_string(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
-    MlflowClient(tracking_uri(settings)).set_terminated(run_id, status)
+def tag_job(settings: Settings, run_id: str, job_id: str) -> None:
+    """Which Flink job logs into the run: the MLflow UI then points at the job in Flink's UI."""
+    MlflowClient(tracking_uri(settings)).set_tag(run_id, FLINK_JOB_TAG, job_id)
+
+
+def end_run(uri: str, run_id: str, status: RunEnd, reason: str, savepoint: str | None = None) -> None:
+    """Ends the run with ``status`` and says why in the ``end_reason`` tag (and where the savepoint is)."""
+    client = MlflowClient(uri)
+    client.set_tag(run_id, END_REASON_TAG, reason[:5000])
+    if savepoint is not None:
+        client.set_tag(run_id, SAVEPOINT_TAG, savepoint)
+    client.set_terminated(run_id, status)
+
+
+def run_status(uri: str, run_id: str) -> str:
+    return MlflowClient(uri).get_run(run_id).info.status
 
 
 def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -23,8 +24,9 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import count_and_sample  # noqa: E402
-from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
+from jobs.input_sample import count_and_sample, count_lines  # noqa: E402
+from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment, uses_kafka  # noqa: E402
+from jobs.progress import ProgressLine, consumer_lag, lines_written  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
 from udfs.devices import describe, training_device  # noqa: E402
@@ -147,12 +149,8 @@ def clear_outputs(settings: Settings) -> None:
             folder.unlink()
 
 
-def lines_written(folder: Path) -> int:
-    """Lines in committed and in-progress part files: for progress only, not for results."""
-    return sum(part.read_bytes().count(b"\n") for part in folder.rglob("*") if part.is_file())
-
-
-def wait_with_progress(client: JobClient, settings: Settings, started: float, every_s: float = 10.0) -> str | None:
+def wait_with_progress(client: JobClient, settings: Settings, progress: ProgressLine,
+                       every_s: float = 10.0) -> str | None:
     """Block until the job ends, printing how far it got every ``every_s`` seconds.
 
     Ctrl-C (or SIGTERM) stops the job with a savepoint; returns its path, or None if the job ran to its end.
@@ -162,15 +160,16 @@ def wait_with_progress(client: JobClient, settings: Settings, started: float, ev
     previous = {sig: signal.signal(sig, lambda signum, _: stop_requested.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _follow(client, settings, out, started, every_s, stop_requested)
+        return _follow(client, settings, out, progress, every_s, stop_requested)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _follow(client: JobClient, settings: Settings, out: Path, started: float, every_s: float,
+def _follow(client: JobClient, settings: Settings, out: Path, progress: ProgressLine, every_s: float,
             stop_requested: list[int]) -> str | None:
-    last_report = started
+    last_report = progress.started
+    kafka = settings.source.kind == "kafka"
     result = client.get_job_execution_result()
     while not result.done():
         if stop_requested:
@@ -183,8 +182,10 @@ def _follow(client: JobClient, settings: Settings, out: Path, started: float, ev
         time.sleep(0.5)
         if time.time() - last_report >= every_s:
             last_report = time.time()
-            print(f"  {last_report - started:5.0f} s: running, {lines_written(out / 'predictions')} predictions and "
-                  f"{lines_written(out / 'snapshots')} model snapshots written so far", flush=True)
+            done = lines_written(out / "predictions") + lines_written(out / "dead_letters")
+            lag = consumer_lag(settings.kafka) if kafka else None
+            print(f"  {last_report - progress.started:5.0f} s: {progress.line(done, last_report, lag)}, "
+                  f"{lines_written(out / 'snapshots')} windows closed", flush=True)
     result.result()  # raises with the job's failure cause
     return None
 
@@ -206,24 +207,34 @@ def run(settings: Settings) -> dict:
     source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
     print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
     print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
+    client = env.execute_async(settings.job.name)
+    job_id = str(client.get_job_id())
+    if run_id:
+        mlflow_run.tag_job(settings, run_id, job_id)
     if not settings.job.wait_for_completion:
-        job_id = env.execute_async(settings.job.name).get_job_id()
-        print(f"submitted; JobID {job_id}; MLflow run {run_id}", flush=True)
-        return {"job_id": str(job_id), "mlflow_run_id": run_id}
+        where = f"; MLflow run {run_id} at {mlflow_run.tracking_uri(settings)}" if run_id else ""
+        print(f"submitted; JobID {job_id}{where}", flush=True)
+        return {"job_id": job_id, "mlflow_run_id": run_id}
     if resuming:
         print(f"resuming from {settings.job.resume_from}", flush=True)
-    started = time.time()
+    total = None if settings.source.kind == "kafka" else count_lines(inputs)
+    progress = ProgressLine(total=total, started=time.time())
     try:
-        savepoint = wait_with_progress(env.execute_async(settings.job.name), settings, started)
-    except BaseException:
+        savepoint = wait_with_progress(client, settings, progress)
+    except BaseException as exc:
         if run_id:
-            mlflow_run.finish_run(settings, run_id, succeeded=False)
+            lines = str(exc).strip().splitlines() or [""]
+            mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "FAILED",
+                               f"job failed: {type(exc).__name__}: {lines[0]}")
         raise
-    if savepoint is not None:  # the MLflow run stays open: --resume continues it
+    if savepoint is not None:
+        if run_id:
+            mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "KILLED",
+                               "stopped with a savepoint; --resume it to continue this run", savepoint)
         return {"savepoint": savepoint, "mlflow_run_id": run_id}
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
-    summary["elapsed_s"] = round(time.time() - started, 1)
+    summary["elapsed_s"] = round(time.time() - progress.started, 1)
     summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
     if run_id:
@@ -231,20 +242,22 @@ def run(settings: Settings) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if run_id:
         mlflow_run.summary_artifact(settings, run_id, out / "summary.json")
-        mlflow_run.finish_run(settings, run_id, succeeded=True)
+        mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "FINISHED", "the input was read to its end")
     return summary
 
 
 def _mlflow_run(settings: Settings, id_file: Path, resuming: bool) -> str:
     """A new run, or on --resume the run the stopped job was logging to (its id is kept in ``id_file``)."""
     if resuming and id_file.exists():
-        return mlflow_run.reopen_run(settings, id_file.read_text().strip())
+        return mlflow_run.reopen_run(settings, id_file.read_text().strip(), settings.job.resume_from)
     run_id = mlflow_run.start_run(settings)
     id_file.write_text(run_id)
     return run_id
 
 
 def main(argv: list[str] | None = None) -> int:
+    # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         settings = resolve_warm_start(load(parse_args(argv)))
     except SettingsError as exc:
@@ -254,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.job.wait_for_completion or "savepoint" in summary:
         return 0
     print(format_summary(summary))
-    print(f"outputs          {settings.output_dir()} (finished in {summary['elapsed_s']} s)")
+    out = settings.output_dir()
+    print(f"outputs          {out} (finished in {summary['elapsed_s']} s)")
+    k = settings.kafka
+    print(f"predictions      Kafka topic {k.predictions_topic} at {k.bootstrap_servers}" if uses_kafka(settings)
+          else f"predictions      {out / 'predictions'} (one JSON line per valid event)")
     if settings.mlflow.enabled:
         print(f"MLflow UI        {mlflow_run.ui_command(settings)}")
     return 0

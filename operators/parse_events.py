@@ -16,7 +16,6 @@ from pyflink.table.udf import FunctionContext, ScalarFunction
 
 from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
-from operators.fault_injection import FailOnce
 from udfs.events import DeadLetter, LineTriage
 
 TRIAGE_TYPE = DataTypes.ROW([
@@ -39,10 +38,8 @@ class TriageLines(ScalarFunction):
         self.triage = LineTriage.from_settings(self.settings)
         self.shards = self.settings.batching.shards
         self.dead_letters = DeadLetterCounters(function_context.get_metric_group())
-        self.fault = FailOnce(self.settings, "parse")
 
     def eval(self, lines: pd.Series) -> pd.DataFrame:
-        self.fault.tick(len(lines))
         shards, times, letters = [], [], []
         for raw in lines:
             result = self.triage.check(raw)

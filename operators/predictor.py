@@ -16,7 +16,6 @@ from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeC
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
 
 from conf.settings import Settings
-from operators.fault_injection import FailOnce
 from udfs.feature_batch import FeatureBatch
 from udfs.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.warm_start import warm_snapshot
@@ -33,12 +32,10 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
         self.index: SnapshotIndex | None = None
-        self.fault = FailOnce(self.settings, "predictor")
 
     def process_element(self, keyed: tuple[int, FeatureBatch],
                         ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
         _, batch = keyed
-        self.fault.tick(len(batch))
         for start, part in batch.by_window(self.size).items():
             if ctx.timer_service().current_watermark() >= start - 1:
                 yield from self._score(start, part, ctx)

@@ -15,7 +15,6 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
-from operators.fault_injection import FailOnce
 from operators.tags import DEAD_LETTERS
 from udfs.batch_features import BatchFeaturizer
 from udfs.events import Event, EventValidator
@@ -37,12 +36,10 @@ class UserFeatures(KeyedProcessFunction):
         self.featurizer = BatchFeaturizer.from_settings(self.settings)
         self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
         self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
-        self.fault = FailOnce(self.settings, "user-features")
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """``batch``: (shard, lines joined by LINE_SEPARATOR), each line already validated and timely."""
         events = batch_events(self.validator, batch.lines)
-        self.fault.tick(len(events))
         states = {}
         for user in {e.user_id for e in events}:
             state = self.users.get(user)

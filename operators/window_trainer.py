@@ -16,7 +16,6 @@ from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from conf.settings import Settings
-from operators.fault_injection import FailOnce
 from operators.tags import DRIFT_EVENTS
 from udfs.feature_batch import FeatureBatch
 from udfs.window_trainer import WindowTrainer
@@ -32,11 +31,9 @@ class TrainOnWindows(KeyedProcessFunction):
         self.size = self.settings.window.size_ms
         self.buffer = runtime_context.get_list_state(ListStateDescriptor("batches", Types.PICKLED_BYTE_ARRAY()))
         self.state = runtime_context.get_state(ValueStateDescriptor("trainer", Types.PICKLED_BYTE_ARRAY()))
-        self.fault = FailOnce(self.settings, "trainer")
 
     def process_element(self, keyed: tuple[int, FeatureBatch], ctx: KeyedProcessFunction.Context) -> Iterator:
         _, batch = keyed
-        self.fault.tick(len(batch))
         for start, part in batch.by_window(self.size).items():
             self.buffer.add((start, part))
             ctx.timer_service().register_event_time_timer(start + self.size - 1)

@@ -2,7 +2,7 @@
 
     python scripts/flink_cluster.py start [--slots 4] [--rest-port 8081]
     python scripts/flink_cluster.py submit [--py jobs/online_learning.py] [--rest-address HOST:PORT] -- JOB_ARGS...
-    python scripts/flink_cluster.py status | jobs | cancel JOB_ID | stop
+    python scripts/flink_cluster.py status | jobs | cancel JOB_ID | stop-job JOB_ID | stop
 
 `start` writes the project's Flink config to .cache/flink-cluster/conf (a copy of PyFlink's conf/
 with the slots, ports and this Python interpreter set), keeps logs and pid files next to it, runs
@@ -44,12 +44,17 @@ HOME = REPO / ".cache" / "flink-cluster"
 CONF_DIR, LOG_DIR, PID_DIR, TMP_DIR = (HOME / name for name in ("conf", "log", "pid", "tmp"))
 SHIP_DIR = HOME / "ship"  # jars and Python packages, bundled for `flink run`
 STATE = HOME / "cluster.json"  # the REST address of the running local cluster
+RUNS = HOME / "mlflow-runs.json"  # job id -> the MLflow run its client created at `submit`
 DEFAULT_JOB = REPO / "jobs" / "online_learning.py"
 DAEMON_CLASSES = {"jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner"}
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 SUBMIT_TIMEOUT_S = 300.0
 CANCEL_TIMEOUT_S = 60.0
+SAVEPOINT_TIMEOUT_S = 300.0
+# A Flink job's end -> its MLflow run's end status and the reason tagged on it.
+RUN_ENDS = {"CANCELED": ("KILLED", "job cancelled in Flink"), "FAILED": ("FAILED", "job failed in Flink"),
+            "FINISHED": ("FINISHED", "job finished in Flink")}
 
 
 def flink_home() -> Path:
@@ -84,8 +89,10 @@ def _run(cmd: Sequence[str], what: str, timeout_s: float) -> str:
     return output
 
 
-def _rest(rest: str, path: str, method: str = "GET") -> dict[str, Any]:
-    request = urllib.request.Request(f"http://{rest}{path}", method=method)
+def _rest(rest: str, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{rest}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read()
     return json.loads(body) if body else {}
@@ -390,7 +397,48 @@ def submit(py_file: Path | str = DEFAULT_JOB, job_args: Sequence[str] = (), rest
     found = re.search(r"JobID ([0-9a-f]{32})", output)
     if not found:
         raise RuntimeError(f"flink run printed no job id:\n{output[-4000:]}")
+    if run := re.search(r"MLflow run ([0-9a-f]{32}) at (\S+)", output):
+        _runs_update({found.group(1): {"run_id": run.group(1), "tracking_uri": run.group(2)}})
     return found.group(1)
+
+
+def _runs() -> dict[str, dict[str, str]]:
+    return json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+
+
+def _runs_update(update: dict[str, dict[str, str]]) -> None:
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    RUNS.write_text(json.dumps({**_runs(), **update}, indent=1))
+
+
+def end_mlflow_runs(rest: str | None = None, job_ids: Sequence[str] | None = None,
+                    savepoint: str | None = None) -> dict[str, str]:
+    """Ends the MLflow run of each job submitted from here that Flink reports over (cancelled,
+    failed, finished); returns job id -> the run's status.
+
+    A detached job's client has exited, so nothing else would: a cancelled job's run stayed
+    RUNNING forever. ``savepoint``: the jobs were stopped with it (the run says so, and where).
+    """
+    from jobs.mlflow_run import end_run, run_status  # MLflow loads in seconds: only commands that need it
+
+    address, statuses = rest_address(rest), {}
+    for job_id, run in _runs().items():
+        if job_ids is not None and job_id not in job_ids:
+            continue
+        try:
+            state = job_status(job_id, address)
+        except OSError:  # not a job of this cluster (any more)
+            continue
+        status = run_status(run["tracking_uri"], run["run_id"])
+        if state in RUN_ENDS and status == "RUNNING":
+            status, reason = RUN_ENDS[state]
+            if savepoint is not None:
+                status, reason = "KILLED", "stopped with a savepoint; resume the job from it to continue this run"
+            elif state == "FAILED":
+                reason += f": {(job_failure(job_id, address).strip().splitlines() or [''])[0]}"
+            end_run(run["tracking_uri"], run["run_id"], status, reason, savepoint)
+        statuses[job_id] = status
+    return statuses
 
 
 def job_status(job_id: str, rest: str | None = None) -> str:
@@ -417,11 +465,34 @@ def job_failure(job_id: str, rest: str | None = None) -> str:
 
 
 def cancel(job_id: str, rest: str | None = None) -> None:
-    """Cancels the job and waits until it is CANCELED (or otherwise over)."""
+    """Cancels the job, waits until it is CANCELED (or otherwise over) and ends its MLflow run as KILLED."""
     address = rest_address(rest)
     _rest(address, f"/jobs/{job_id}?mode=cancel", method="PATCH")
-    wait_until(lambda: job_status(job_id, address) in ("CANCELED", "FINISHED", "FAILED"), CANCEL_TIMEOUT_S,
-               f"job {job_id} to cancel", 0.5)
+    wait_until(lambda: job_status(job_id, address) in RUN_ENDS, CANCEL_TIMEOUT_S, f"job {job_id} to cancel", 0.5)
+    end_mlflow_runs(address, [job_id])
+
+
+def stop_job(job_id: str, directory: Path, rest: str | None = None) -> str:
+    """Stops the job with a savepoint under ``directory``; returns the savepoint's location.
+
+    The job's MLflow run ends as KILLED with the savepoint tagged: `--resume` it to carry the run on.
+    """
+    address = rest_address(rest)
+    trigger = _rest(address, f"/jobs/{job_id}/stop", method="POST",
+                    body={"targetDirectory": directory.resolve().as_uri(), "drain": False})["request-id"]
+    done: dict[str, Any] = {}
+
+    def completed() -> bool:
+        done.update(_rest(address, f"/jobs/{job_id}/savepoints/{trigger}"))
+        return done["status"]["id"] == "COMPLETED"
+
+    wait_until(completed, SAVEPOINT_TIMEOUT_S, f"job {job_id} to stop with a savepoint", 0.5)
+    if "failure-cause" in done.get("operation", {}):
+        raise RuntimeError(f"stop with a savepoint failed: {done['operation']['failure-cause'].get('class')}")
+    location = done["operation"]["location"]
+    wait_until(lambda: job_status(job_id, address) in RUN_ENDS, CANCEL_TIMEOUT_S, f"job {job_id} to stop", 0.5)
+    end_mlflow_runs(address, [job_id], savepoint=location)
+    return location
 
 
 def list_jobs(rest: str | None = None) -> list[dict[str, Any]]:
@@ -436,10 +507,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rest-port", type=int, default=8081, help="REST API and web UI (default: %(default)s)")
     sub.add_parser("stop", help="stop the local cluster, leaving no process")
     sub.add_parser("status", help="the local cluster's processes, TaskManagers and slots")
-    for name, what in (("jobs", "list jobs"), ("cancel", "cancel a job"), ("submit", "flink run -d a PyFlink job")):
+    for name, what in (("jobs", "list jobs (and end the MLflow runs of jobs that are over)"),
+                       ("cancel", "cancel a job (its MLflow run ends as KILLED)"),
+                       ("stop-job", "stop a job with a savepoint (its MLflow run ends as KILLED, savepoint tagged)"),
+                       ("submit", "flink run -d a PyFlink job")):
         cmd = sub.add_parser(name, help=what)
         cmd.add_argument("--rest-address", help="HOST:PORT of the cluster (default: the local one)")
     sub.choices["cancel"].add_argument("job_id")
+    sub.choices["stop-job"].add_argument("job_id")
+    sub.choices["stop-job"].add_argument("--savepoint-dir", type=Path, default=Path("savepoints"),
+                                         help="where the savepoint goes (default: %(default)s)")
     r = sub.choices["submit"]
     r.add_argument("--py", type=Path, default=DEFAULT_JOB, help="job file (default: jobs/online_learning.py)")
     r.add_argument("--jars", type=Path, nargs="+", help="default: the Kafka connector jars")
@@ -460,14 +537,21 @@ def main(argv: list[str] | None = None) -> int:
             info = overview(rest) if rest else None
             print(f"REST {rest}: {json.dumps(info)}" if info else "REST: not answering")
         elif args.command == "jobs":
+            runs = end_mlflow_runs(args.rest_address)
             for job in list_jobs(args.rest_address):
-                print(job["jid"], job["state"], job["name"])
+                run = f" (MLflow run {runs[job['jid']]})" if job["jid"] in runs else ""
+                print(job["jid"], job["state"], job["name"] + run)
+        elif args.command == "stop-job":
+            location = stop_job(args.job_id, args.savepoint_dir, args.rest_address)
+            print(f"job {args.job_id} stopped; savepoint {location}")
         elif args.command == "cancel":
             cancel(args.job_id, args.rest_address)
             print(f"job {args.job_id}: {job_status(args.job_id, args.rest_address)}")
         else:
             job_id = submit(args.py, args.job_args, args.rest_address, args.jars, args.pyfiles)
-            print(f"submitted job {job_id}")
+            print(f"submitted job {job_id}\nFlink web UI     http://{rest_address(args.rest_address)}/#/job/running/{job_id}"
+                  f"\nwhen it is over  `python scripts/flink_cluster.py jobs` ends its MLflow run"
+                  f"\ncancel / stop    `python scripts/flink_cluster.py cancel {job_id}` / `stop-job {job_id}`")
     except (RuntimeError, FileNotFoundError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

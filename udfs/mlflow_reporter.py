@@ -16,7 +16,6 @@ gate or rollback decision of the window, one JSON artifact per snapshot, and eve
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import tempfile
@@ -25,17 +24,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import mlflow
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from udfs.pyfunc_model import SNAPSHOT_ARTIFACT, SnapshotModel
+from udfs.pyfunc_model import save_snapshot_model
 
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
-_UDFS_DIR = Path(__file__).resolve().parent
 _STOP = object()
 
 
@@ -152,16 +149,8 @@ class MlflowReporter:
         version = snapshot["version"]
         artifact_path = f"models/model-{version:06d}"
         with tempfile.TemporaryDirectory() as tmp:
-            snapshot_file = Path(tmp, "snapshot.json")
-            snapshot_file.write_text(json.dumps(snapshot))
-            model_dir = Path(tmp, "model")
-            mlflow.pyfunc.save_model(
-                path=str(model_dir), python_model=SnapshotModel(),
-                artifacts={SNAPSHOT_ARTIFACT: str(snapshot_file)},
-                code_paths=[str(_UDFS_DIR)],
-                pip_requirements=["mlflow", "numpy", "pandas", "scipy", "torch==2.13.0"],
-            )
-            self._call(lambda: self.client.log_artifacts(self.run_id, str(model_dir), artifact_path),
+            save_snapshot_model(snapshot, Path(tmp, "model"))
+            self._call(lambda: self.client.log_artifacts(self.run_id, str(Path(tmp, "model")), artifact_path),
                        "model artifacts")
         self._call(self._create_model, "registered model")
         model_version = self._call(lambda: self.client.create_model_version(

@@ -25,9 +25,18 @@ JOB_TIMEOUT_S = 900
 MLFLOW_START_TIMEOUT_S = 120
 
 
-def job_command(input_file: Path | None, out: Path, *overrides: str) -> list[str]:
-    """The job's command line exactly as a user types it."""
-    cmd = [sys.executable, "-m", "jobs.online_learning", "--output", str(out)]
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything in this folder starts real processes: ``-m "not integration"`` is the quick loop."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def job_command(input_file: Path | None, out: Path, *overrides: str, module: str = "jobs.online_learning"
+                ) -> list[str]:
+    """The job's command line exactly as a user types it (``module``: the job's, or a test's wrapper of it)."""
+    cmd = [sys.executable, "-m", module, "--output", str(out)]
     if input_file is not None:
         cmd += ["--input", str(input_file)]
     for item in overrides:
@@ -35,10 +44,19 @@ def job_command(input_file: Path | None, out: Path, *overrides: str) -> list[str
     return cmd
 
 
-def run_job(input_file: Path | None, out: Path, *overrides: str, resume: str | None = None
-            ) -> subprocess.CompletedProcess:
-    """Runs the job to its end; fails the test with the job's own output on error."""
-    cmd = job_command(input_file, out, *overrides) + (["--resume", resume] if resume else [])
+def run_job(input_file: Path | None, out: Path, *overrides: str, resume: str | None = None,
+            fail_once: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+    """Runs the job to its end; fails the test with the job's own output on error.
+
+    ``fail_once``: (operator, records): that operator raises once after so many records
+    (tests/integration/faulty_job.py), and Flink recovers from the last checkpoint.
+    """
+    if fail_once is None:
+        cmd = job_command(input_file, out, *overrides)
+    else:
+        cmd = job_command(input_file, out, *overrides, module="tests.integration.faulty_job")
+        cmd += ["--fail", fail_once[0], "--after", str(fail_once[1])]
+    cmd += ["--resume", resume] if resume else []
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert proc.returncode == 0, f"job failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc

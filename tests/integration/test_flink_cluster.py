@@ -176,8 +176,13 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
         wait_until(lambda: len(client.get_metric_history(run.info.run_id, "logloss")) >= 10, 120,
                    "per-window metrics in MLflow", 1.0)
 
+        assert client.get_run(run.info.run_id).data.tags["flink_job_id"] == job_id
+        assert client.get_run(run.info.run_id).info.status == "RUNNING"
         cancel(job_id, cluster)
         assert job_status(job_id, cluster) == "CANCELED"
+        ended = client.get_run(run.info.run_id)
+        assert ended.info.status == "KILLED", "a cancelled job's MLflow run must not stay RUNNING"
+        assert ended.data.tags["end_reason"] == "job cancelled in Flink"
 
 
 def test_the_job_on_the_cluster_recovers_from_a_killed_taskmanager_exactly_once(cluster: str, tmp_path: Path) -> None:

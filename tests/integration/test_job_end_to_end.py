@@ -175,7 +175,7 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     reference = kind_runs(kind)
     proc = run_job(stationary_run[0].parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
                    "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000", f"model.kind={kind}",
-                   "job.fail_once_operator=user-features", "job.fail_once_after_records=15000")
+                   fail_once=("user-features", 15_000))
     assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
 
     committed = outputs(tmp_path / "out", "predictions")

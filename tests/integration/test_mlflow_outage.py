@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from jobs.online_learning import lines_written
+from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
 from tests.integration.conftest import REPO, MlflowServer, job_command, outputs, write_stream

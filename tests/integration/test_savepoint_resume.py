@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
-from jobs.online_learning import lines_written
+from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
 from tests.integration.conftest import REPO, assert_same_model, job_command, outputs, run_job, write_stream
@@ -48,6 +48,11 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     assert 0 < before < len(events), f"the stop should land mid-stream ({before} of {len(events)} committed)"
     versions_before = [s["trained_version"] for s in read_snapshots(out)]
     assert versions_before, "no snapshot committed before the stop"
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    stopped = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])[0]
+    assert stopped.info.status == "KILLED", "a job stopped with a savepoint must end its run"
+    assert stopped.data.tags["savepoint"] == match.group(1)
+    assert stopped.data.tags["end_reason"].startswith("stopped with a savepoint")
 
     resumed = run_job(tmp_path / "events.jsonl", out, *overrides, resume=match.group(1))
     assert "resuming from" in resumed.stdout
@@ -66,7 +71,6 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     assert versions_before == list(range(1, len(versions_before) + 1)), "versions restart or skip"
     assert_same_model(snapshots[-1]["parameters"], library.snapshots[-1]["parameters"], atol=1e-6)
 
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("online-learning").experiment_id])
     assert len(runs) == 1, "the resumed job should log into the stopped job's run"
     steps = Counter(m.step for m in client.get_metric_history(runs[0].info.run_id, "logloss"))

@@ -19,7 +19,7 @@ from udfs.logistic import LogisticLearner
 from udfs.metrics import log_loss
 from udfs.mlp import MlpLearner
 from udfs.model import Model, ModelSpec
-from udfs.pyfunc_model import SNAPSHOT_ARTIFACT, SnapshotModel, bucket_columns
+from udfs.pyfunc_model import bucket_columns, save_snapshot_model
 from udfs.window_trainer import WindowTrainer
 
 KINDS = ["logistic", "mlp", "ensemble"]
@@ -98,10 +98,7 @@ def test_snapshot_parameters_are_json_carry_the_kind_and_score_identically(kind)
 def test_pyfunc_model_scores_a_dataframe_exactly_as_the_snapshot(kind, tmp_path):
     model, dense, buckets = trained(kind)
     names = ["a", "b", "c"]
-    snapshot_file = tmp_path / "snapshot.json"
-    snapshot_file.write_text(json.dumps({"version": 1, "dense_names": names, "parameters": model.parameters()}))
-    mlflow.pyfunc.save_model(path=str(tmp_path / "model"), python_model=SnapshotModel(),
-                             artifacts={SNAPSHOT_ARTIFACT: str(snapshot_file)})
+    save_snapshot_model({"version": 1, "dense_names": names, "parameters": model.parameters()}, tmp_path / "model")
     frame = pd.DataFrame(dense, columns=names)
     frame[bucket_columns(4)] = model.scaler.one_hot(buckets)
     scores = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(frame)
