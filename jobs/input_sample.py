@@ -1,13 +1,16 @@
-"""A quick look at the input files before the job starts: how many lines, and a sample of them.
+"""A quick look at the input before the job starts: how many lines, and a sample of them.
 
 Reads the files once to count newlines and takes lines at evenly spaced byte offsets, so a
-multi-gigabyte replay costs one sequential read, not a parse of every line.
+multi-gigabyte replay costs one sequential read, not a parse of every line. On Kafka the sample is
+the topics' first records. The sample sizes the event-time slices (udfs/slicing.py) and finds the
+features (udfs/schema.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from conf.settings import KafkaSettings
 from udfs.slicing import SAMPLE_LINES
 
 CHUNK_BYTES = 1 << 20
@@ -43,3 +46,15 @@ def count_and_sample(paths: list[str], size: int = SAMPLE_LINES) -> tuple[int, l
                 if line:
                     sample.append(line.decode("utf-8", errors="replace"))
     return lines, sample
+
+
+def kafka_sample(k: KafkaSettings, size: int, timeout_s: float) -> list[str]:
+    """Up to ``size`` records from the start of the configured topics, waiting at most ``timeout_s``
+    per topic (an empty or young topic gives fewer)."""
+    from scripts.kafka_tools import consume  # kafka-python: only a Kafka source needs it
+
+    sample: list[str] = []
+    for topic in k.topics:
+        records = consume(k.bootstrap_servers, topic, size - len(sample), timeout_s)
+        sample += [r.value.decode("utf-8", errors="replace") for r in records]
+    return sample

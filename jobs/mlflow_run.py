@@ -94,3 +94,11 @@ def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:
 
 def summary_artifact(settings: Settings, run_id: str, summary_file: Path) -> None:
     MlflowClient(tracking_uri(settings)).log_artifact(run_id, str(summary_file))
+
+
+def log_schema(settings: Settings, run_id: str, description: str, schema_file: Path) -> None:
+    """The run's feature columns as a param (``features.schema``) and the full schema, warnings included,
+    as an artifact."""
+    client = MlflowClient(tracking_uri(settings))
+    client.log_param(run_id, "features.schema", description[:6000])
+    client.log_artifact(run_id, str(schema_file))

@@ -23,17 +23,20 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import count_and_sample  # noqa: E402
+from jobs.input_sample import count_and_sample, kafka_sample  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
 from udfs.devices import describe, training_device  # noqa: E402
-from udfs.slicing import AUTO, LIVE_SLICE_MS, with_slice, with_slice_ms  # noqa: E402
+from udfs.schema import AUTO as AUTO_FEATURES, FeatureSchema, infer_schema  # noqa: E402
+from udfs.slicing import AUTO, LIVE_SLICE_MS, SAMPLE_LINES, with_slice, with_slice_ms  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
 from udfs.user_features import UserFeatureExtractor  # noqa: E402
 from udfs.warm_start import check_compatible  # noqa: E402
 
 RUN_ID_FILE = "mlflow_run_id"
+SCHEMA_FILE = "schema.json"
+KAFKA_SAMPLE_TIMEOUT_S = 15.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,14 +127,64 @@ def prepare_input(settings: Settings) -> list[str]:
     return [str(path)]
 
 
-def resolve_slice(settings: Settings, inputs: list[str]) -> Settings:
-    """``batching.slice_ms: auto``: a second for a live Kafka stream, else sized to the replay's density."""
+def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]:
+    """Lines in the input files and a sample of them, read once for the slices and the schema; on
+    Kafka the topics' first records, read only when a feature list is ``auto`` (0 lines: unknown)."""
+    size = max(SAMPLE_LINES, settings.features.infer_sample)
+    if settings.source.kind != "kafka":
+        return count_and_sample(inputs, size)
+    if AUTO_FEATURES not in (settings.features.numeric, settings.features.categorical):
+        return 0, []
+    print(f"reading up to {settings.features.infer_sample} records of Kafka {','.join(settings.kafka.topics)} "
+          "to infer the features (features.infer_sample)", flush=True)
+    return 0, kafka_sample(settings.kafka, settings.features.infer_sample, KAFKA_SAMPLE_TIMEOUT_S)
+
+
+def resolve_schema(settings: Settings, sample: list[str], where: str) -> tuple[Settings, FeatureSchema]:
+    """The run's feature columns: inferred for ``auto`` lists, checked against the sample in any case,
+    and the same as before on ``--resume`` (kept beside the savepoint and under ``output.path``)."""
+    f = settings.features
+    kept = _kept_schema(settings)
+    if kept is not None:
+        for kind, configured in (("numeric", f.numeric), ("categorical", f.categorical)):
+            if configured != AUTO_FEATURES and tuple(configured) != getattr(kept, kind):
+                raise SettingsError(f"features.{kind}: {list(configured)} differs from the {list(getattr(kept, kind))} "
+                                    f"the resumed job was started with; a savepoint keeps its columns")
+        schema = kept
+    else:
+        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical)
+    if not schema.numeric and not schema.categorical:
+        raise SettingsError(f"features: no feature found in {schema.sample_events} sampled events of {where}; "
+                            "events need a 'features' object of numbers, strings or bools, or name the columns "
+                            "with --set features.numeric=[...] --set features.categorical=[...]")
+    resolved = schema.apply(settings)
+    print(f"features         {schema.describe()}", flush=True)
+    for warning in schema.warnings:
+        print(f"warning          {warning}", flush=True)
+    (settings.output_dir() / SCHEMA_FILE).write_text(json.dumps(schema.to_json(), indent=2))
+    return resolved, schema
+
+
+def _kept_schema(settings: Settings) -> FeatureSchema | None:
+    """On ``--resume``: the schema written beside the savepoint, else the one under ``output.path``."""
+    if not settings.job.resume_from:
+        return None
+    resume = urlparse(settings.job.resume_from)
+    for candidate in (Path(resume.path) / SCHEMA_FILE, settings.output_dir() / SCHEMA_FILE):
+        if resume.scheme in ("", "file") and candidate.is_file():
+            return FeatureSchema.from_json(json.loads(candidate.read_text()))
+    return None
+
+
+def resolve_slice(settings: Settings, inputs: list[str], counted: tuple[int, list[str]] | None = None) -> Settings:
+    """``batching.slice_ms: auto``: a second for a live Kafka stream, else sized to the replay's density
+    (``counted``: the input's lines and sample, if already read)."""
     if settings.batching.slice_ms != AUTO:
         return settings
     if settings.source.kind == "kafka":
         resolved = with_slice_ms(settings, LIVE_SLICE_MS)
     else:
-        resolved = with_slice(settings, *count_and_sample(inputs))
+        resolved = with_slice(settings, *(counted or count_and_sample(inputs)))
     print(f"batching         {resolved.batching.slice_ms / 1000:g}-s event-time slices "
           f"(batching.slice_ms=auto, {resolved.batching.shards} user shards)", flush=True)
     return resolved
@@ -140,7 +193,8 @@ def resolve_slice(settings: Settings, inputs: list[str]) -> Settings:
 def clear_outputs(settings: Settings) -> None:
     """A re-run into the same folder must not mix its records with the previous run's."""
     out = settings.output_dir()
-    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE]:
+    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE,
+                                                                  out / SCHEMA_FILE]:
         if folder.is_dir():
             shutil.rmtree(folder)
         elif folder.exists():
@@ -198,13 +252,17 @@ def run(settings: Settings) -> dict:
     # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     inputs = prepare_input(settings)
-    settings = resolve_slice(settings, inputs)
+    counted = input_sample(settings, inputs)
+    where = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
+    settings, schema = resolve_schema(settings, counted[1], where)
+    settings = resolve_warm_start(resolve_slice(settings, inputs, counted))
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
+    if run_id and not resuming:
+        mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)
     target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
     env = create_environment(settings)
     build_pipeline(env, settings, inputs, target)
-    source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
-    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
+    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {where}", flush=True)
     print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
     if not settings.job.wait_for_completion:
         job_id = env.execute_async(settings.job.name).get_job_id()
@@ -220,9 +278,11 @@ def run(settings: Settings) -> dict:
             mlflow_run.finish_run(settings, run_id, succeeded=False)
         raise
     if savepoint is not None:  # the MLflow run stays open: --resume continues it
+        shutil.copy(out / SCHEMA_FILE, Path(urlparse(savepoint).path) / SCHEMA_FILE)
         return {"savepoint": savepoint, "mlflow_run_id": run_id}
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
+    summary["schema"] = schema.to_json()
     summary["elapsed_s"] = round(time.time() - started, 1)
     summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
@@ -246,11 +306,11 @@ def _mlflow_run(settings: Settings, id_file: Path, resuming: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = resolve_warm_start(load(parse_args(argv)))
-    except SettingsError as exc:
+        settings = load(parse_args(argv))
+        summary = run(settings)
+    except SettingsError as exc:  # raised before the job starts: configuration, input, schema, warm start
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = run(settings)
     if not settings.job.wait_for_completion or "savepoint" in summary:
         return 0
     print(format_summary(summary))

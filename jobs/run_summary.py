@@ -9,6 +9,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from udfs.schema import FeatureSchema
+
 LATE_WINDOW_FROM = 10  # "after warm-up": windows 10+ are where learning is judged
 
 
@@ -87,4 +89,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
         f"decisions        {summary['decisions'] or 'none (no gate block, adaptation or rollback)'}",
     ]
+    if "schema" in summary:
+        schema = FeatureSchema.from_json(summary["schema"])
+        lines.append(f"features         {schema.describe()}")
+        lines += [f"warning          {warning}" for warning in schema.warnings]
     return "\n".join(lines)

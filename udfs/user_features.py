@@ -98,7 +98,8 @@ class UserFeatureExtractor:
     @classmethod
     def from_settings(cls, settings: Settings) -> UserFeatureExtractor:
         f = settings.features
-        return cls(numeric=f.numeric, categorical=f.categorical, hash_buckets=f.hash_buckets,
+        numeric, categorical = f.names()
+        return cls(numeric=numeric, categorical=categorical, hash_buckets=f.hash_buckets,
                    velocity_half_life_s=f.velocity_half_life_s, positive_rate_prior=f.positive_rate_prior,
                    positive_rate_prior_strength=f.positive_rate_prior_strength, zscore_clip=f.zscore_clip,
                    max_items_per_user=f.max_items_per_user)
