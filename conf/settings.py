@@ -109,9 +109,19 @@ class KafkaSettings(_Section):
         return self
 
 
+class ParquetSettings(_Section):
+    """How Parquet input maps onto the event schema (udfs/parquet_events.py)."""
+
+    # Event field -> Parquet column, where they differ: {"event_time": "ts", "features": "attrs"}.
+    columns: dict[Literal["event_id", "user_id", "item_id", "event_time", "label", "features"], str] = {}
+    # Flat feature columns; null: a 'features' struct/map column if there is one, else every other column.
+    feature_columns: tuple[str, ...] | None = None
+
+
 class SourceSettings(_Section):
     kind: Literal["generator", "file", "kafka"] = "generator"
-    path: str | None = None
+    path: str | None = None  # JSONL or Parquet files, or a folder of them
+    parquet: ParquetSettings = ParquetSettings()
     generator: GeneratorSettings = GeneratorSettings()
     max_out_of_orderness_ms: int = Field(5_000, ge=0)
 
@@ -145,6 +155,9 @@ class FeatureSettings(_Section):
     categorical: tuple[str, ...] | Literal["auto"] = ("device", "country", "is_returning")
     # Events read (file, folder, Parquet, or the first Kafka records) to infer ``auto`` and to check the lists.
     infer_sample: int = Field(2_000, ge=10)
+    # Per-user feature state written by scripts/train_batch.py: users the job has not seen yet start
+    # from their state at the end of the history instead of from nothing.
+    initial_user_state: str | None = None
     hash_buckets: int = Field(64, ge=1)
     velocity_half_life_s: float = Field(3600.0, gt=0)
     positive_rate_prior: float = Field(0.3, gt=0, lt=1)

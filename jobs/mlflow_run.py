@@ -27,7 +27,7 @@ def ui_command(settings: Settings) -> str:
     return f"open {uri} in a browser"
 
 
-def start_run(settings: Settings) -> str:
+def start_run(settings: Settings, run_name: str | None = None) -> str:
     client = MlflowClient(tracking_uri(settings))
     experiment = client.get_experiment_by_name(settings.mlflow.experiment)
     if experiment is None:
@@ -37,7 +37,7 @@ def start_run(settings: Settings) -> str:
         experiment_id = client.create_experiment(settings.mlflow.experiment, artifact_location=artifacts)
     else:
         experiment_id = experiment.experiment_id
-    run = client.create_run(experiment_id, run_name=settings.job.name, tags={"job": settings.job.name})
+    run = client.create_run(experiment_id, run_name=run_name or settings.job.name, tags={"job": settings.job.name})
     params = [Param(key, value[:6000]) for key, value in settings.flat().items()]
     for start in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[start:start + 100])

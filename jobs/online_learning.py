@@ -23,7 +23,7 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import count_and_sample, kafka_sample  # noqa: E402
+from jobs.input_sample import count_and_sample, kafka_sample, parquet_as_jsonl  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
@@ -31,7 +31,7 @@ from udfs.devices import describe, training_device  # noqa: E402
 from udfs.schema import AUTO as AUTO_FEATURES, FeatureSchema, infer_schema  # noqa: E402
 from udfs.slicing import AUTO, LIVE_SLICE_MS, SAMPLE_LINES, with_slice, with_slice_ms  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
-from udfs.user_features import UserFeatureExtractor  # noqa: E402
+from udfs.user_features import UserFeatureExtractor, UserStateFile  # noqa: E402
 from udfs.warm_start import check_compatible  # noqa: E402
 
 RUN_ID_FILE = "mlflow_run_id"
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set model.learning_rate=0.01 (repeatable)")
-    parser.add_argument("--input", help="JSONL file or directory of events (sets source.kind=file)")
+    parser.add_argument("--input", help="JSONL or Parquet file, or a directory of them (sets source.kind=file)")
     parser.add_argument("--output", help="output folder (sets output.path)")
     parser.add_argument("--resume", metavar="PATH",
                         help="continue from a savepoint or retained checkpoint (sets job.resume_from); "
@@ -63,8 +63,12 @@ def load(args: argparse.Namespace) -> Settings:
     if args.resume:
         overrides.append(f"job.resume_from={resume_location(args.resume)}")
     settings = load_settings(args.config, overrides)
-    # Workers run in other folders: they must see the same absolute output path as the client.
+    # Workers run in other folders: they must see the same absolute paths as the client.
     absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
+    if settings.features.initial_user_state:
+        user_state = str(Path(settings.features.initial_user_state).resolve())
+        settings = settings.model_copy(update={"features": settings.features.model_copy(
+            update={"initial_user_state": user_state})})
     # The device resolved once, here: workers train where the log and the MLflow params say.
     device = training_device(settings.model.kind, settings.model.device)
     model = settings.model.model_copy(update={"device": device})
@@ -85,9 +89,17 @@ def resume_location(given: str) -> str:
 
 def resolve_warm_start(settings: Settings) -> Settings:
     """``model.warm_start`` as a local snapshot file the operators can read, checked against the features."""
+    resolved, snapshot = fetch_warm_start(settings)
+    if snapshot is not None:
+        check_warm_start(resolved, snapshot, settings.model.warm_start)
+    return resolved
+
+
+def fetch_warm_start(settings: Settings) -> tuple[Settings, dict | None]:
+    """``settings`` with ``model.warm_start`` as a local snapshot file, and that snapshot (None: cold start)."""
     given = settings.model.warm_start
     if given is None:
-        return settings
+        return settings, None
     if given.startswith(("models:/", "runs:/")):
         path = mlflow_run.fetch_warm_start(settings, settings.output_dir() / "warm-start-snapshot.json")
     else:
@@ -95,14 +107,17 @@ def resolve_warm_start(settings: Settings) -> Settings:
         if not path.is_file():
             raise SettingsError(f"model.warm_start={given}: no such snapshot file")
     resolved = settings.model_copy(update={"model": settings.model.model_copy(update={"warm_start": str(path)})})
-    snapshot = json.loads(path.read_text())
+    return resolved, json.loads(path.read_text())
+
+
+def check_warm_start(settings: Settings, snapshot: dict, given: str) -> None:
+    """The warm-start model must be of the run's features and model kind."""
     try:
-        check_compatible(snapshot, UserFeatureExtractor.from_settings(resolved).dense_names,
-                         resolved.features.hash_buckets, resolved.model.kind, given)
+        check_compatible(snapshot, UserFeatureExtractor.from_settings(settings).dense_names,
+                         settings.features.hash_buckets, settings.model.kind, given)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     print(f"warm start from {given}: model version {snapshot['version']}", flush=True)
-    return resolved
 
 
 def prepare_input(settings: Settings) -> list[str]:
@@ -111,7 +126,8 @@ def prepare_input(settings: Settings) -> list[str]:
     if settings.source.kind == "kafka":
         return []
     if settings.source.kind == "file":
-        return [str(Path(settings.source.path).resolve())]
+        return parquet_as_jsonl([str(Path(settings.source.path).resolve())], settings.output_dir() / "input" / "parquet",
+                                settings.source.parquet)
     path = settings.output_dir() / "input" / "events.jsonl"
     if settings.job.resume_from and path.exists():
         return [str(path)]
@@ -140,9 +156,11 @@ def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]
     return 0, kafka_sample(settings.kafka, settings.features.infer_sample, KAFKA_SAMPLE_TIMEOUT_S)
 
 
-def resolve_schema(settings: Settings, sample: list[str], where: str) -> tuple[Settings, FeatureSchema]:
-    """The run's feature columns: inferred for ``auto`` lists, checked against the sample in any case,
-    and the same as before on ``--resume`` (kept beside the savepoint and under ``output.path``)."""
+def resolve_schema(settings: Settings, sample: list[str], where: str,
+                   order: list[str] = ()) -> tuple[Settings, FeatureSchema]:
+    """The run's feature columns: inferred for ``auto`` lists (in ``order`` where it names them: a
+    warm-start model's columns), checked against the sample in any case, and the same as before on
+    ``--resume`` (kept beside the savepoint and under ``output.path``)."""
     f = settings.features
     kept = _kept_schema(settings)
     if kept is not None:
@@ -152,7 +170,7 @@ def resolve_schema(settings: Settings, sample: list[str], where: str) -> tuple[S
                                     f"the resumed job was started with; a savepoint keeps its columns")
         schema = kept
     else:
-        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical)
+        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical).ordered_like(order)
     if not schema.numeric and not schema.categorical:
         raise SettingsError(f"features: no feature found in {schema.sample_events} sampled events of {where}; "
                             "events need a 'features' object of numbers, strings or bools, or name the columns "
@@ -163,6 +181,19 @@ def resolve_schema(settings: Settings, sample: list[str], where: str) -> tuple[S
         print(f"warning          {warning}", flush=True)
     (settings.output_dir() / SCHEMA_FILE).write_text(json.dumps(schema.to_json(), indent=2))
     return resolved, schema
+
+
+def check_user_state(settings: Settings) -> None:
+    """``features.initial_user_state`` must be readable and of the run's columns: checked here, once,
+    not in every worker."""
+    path = settings.features.initial_user_state
+    if path is None:
+        return
+    try:
+        users = UserStateFile.load(path, *settings.features.names()).users
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    print(f"user state       {len(users)} users start from {path}", flush=True)
 
 
 def _kept_schema(settings: Settings) -> FeatureSchema | None:
@@ -253,9 +284,15 @@ def run(settings: Settings) -> dict:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     inputs = prepare_input(settings)
     counted = input_sample(settings, inputs)
-    where = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
-    settings, schema = resolve_schema(settings, counted[1], where)
-    settings = resolve_warm_start(resolve_slice(settings, inputs, counted))
+    where = {"kafka": f"Kafka {','.join(settings.kafka.topics)}", "file": settings.source.path}.get(settings.source.kind,
+                                                                                                  inputs[0])
+    given_warm_start = settings.model.warm_start
+    settings, warm = fetch_warm_start(settings)
+    settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])
+    check_user_state(settings)
+    if warm is not None:
+        check_warm_start(settings, warm, given_warm_start)
+    settings = resolve_slice(settings, inputs, counted)
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
     if run_id and not resuming:
         mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)

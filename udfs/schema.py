@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from conf.settings import SettingsError
 
@@ -98,6 +98,17 @@ class FeatureSchema:
         how = (f"{' and '.join(self.inferred)} inferred from {self.sample_events} sampled events" if self.inferred
                else f"as configured; checked on {self.sample_events} sampled events")
         return f"numeric {list(self.numeric)}, categorical {list(self.categorical)} ({how})"
+
+    def ordered_like(self, names: Sequence[str]) -> FeatureSchema:
+        """The inferred lists in the order of ``names`` (a warm-start model's columns: a Parquet struct
+        may list the fields in another order than the JSON the model was trained on); others after."""
+        rank = {name: k for k, name in enumerate(names)}
+
+        def order(columns: tuple[str, ...], kind: str) -> tuple[str, ...]:
+            if kind not in self.inferred:
+                return columns
+            return tuple(sorted(columns, key=lambda c: rank.get(c, len(rank))))
+        return replace(self, numeric=order(self.numeric, "numeric"), categorical=order(self.categorical, "categorical"))
 
     def apply(self, settings: Settings) -> Settings:
         """``settings`` with these columns in place of ``auto``: what the operators receive."""
