@@ -119,7 +119,8 @@ class ParquetSettings(_Section):
 
 
 class SourceSettings(_Section):
-    kind: Literal["generator", "file", "kafka"] = "generator"
+    # hybrid: the files at `path` first, then Kafka from the files' last event time on (one job).
+    kind: Literal["generator", "file", "kafka", "hybrid"] = "generator"
     path: str | None = None  # JSONL or Parquet files, or a folder of them
     parquet: ParquetSettings = ParquetSettings()
     generator: GeneratorSettings = GeneratorSettings()
@@ -127,8 +128,8 @@ class SourceSettings(_Section):
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> SourceSettings:
-        if self.kind == "file" and not self.path:
-            raise ValueError("source.path: required when source.kind is 'file' (or pass --input FILE_OR_DIR)")
+        if self.kind in ("file", "hybrid") and not self.path:
+            raise ValueError(f"source.path: required when source.kind is '{self.kind}' (or pass --input FILE_OR_DIR)")
         return self
 
 

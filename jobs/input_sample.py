@@ -8,10 +8,13 @@ features (udfs/schema.py).
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Iterator
 
 from conf.settings import KafkaSettings, ParquetSettings, SettingsError
+from udfs.events import parse_time
 from udfs.parquet_events import read_parquet_lines
 from udfs.slicing import SAMPLE_LINES
 
@@ -110,3 +113,21 @@ def parquet_as_jsonl(paths: list[str], dest: Path, parquet: ParquetSettings, eve
         partial.rename(target)
         print(f"  {source}: {rows} rows -> {target.name}", flush=True)
     return [str(dest)]
+
+
+def last_event_time(paths: list[str], every_lines: int = 1_000_000) -> int:
+    """The newest ``event_time`` in the input files (lines without a usable one are skipped: the triage
+    dead-letters them), read line by line with a progress line every ``every_lines``."""
+    newest, seen = -(2**63), 0
+    for f in input_files(paths):
+        with f.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                seen += 1
+                if seen % every_lines == 0:
+                    print(f"  finding the files' last event time: {seen} lines read", flush=True)
+                with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError, OverflowError):
+                    newest = max(newest, parse_time(json.loads(line)["event_time"]))
+    if newest == -(2**63):
+        raise SettingsError(f"source.path {paths[0]}: no event with an event_time to switch to Kafka from; "
+                            "set kafka.starting_timestamp_ms")
+    return newest

@@ -23,7 +23,7 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import count_and_sample, kafka_sample, parquet_as_jsonl  # noqa: E402
+from jobs.input_sample import count_and_sample, kafka_sample, last_event_time, parquet_as_jsonl  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
@@ -53,11 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace) -> Settings:
-    overrides = list(args.set)
+    overrides = []
     if args.input:
         if not Path(args.input).exists():
             raise SettingsError(f"--input {args.input}: no such file or directory")
+        # Before the --set items: `--set source.kind=hybrid` keeps Kafka after the files.
         overrides += ["source.kind=file", f"source.path={Path(args.input).resolve()}"]
+    overrides += args.set
     if args.output:
         overrides.append(f"output.path={args.output}")
     if args.resume:
@@ -125,7 +127,7 @@ def prepare_input(settings: Settings) -> list[str]:
     job must read the very file its savepoint points into)."""
     if settings.source.kind == "kafka":
         return []
-    if settings.source.kind == "file":
+    if settings.source.kind in ("file", "hybrid"):
         return parquet_as_jsonl([str(Path(settings.source.path).resolve())], settings.output_dir() / "input" / "parquet",
                                 settings.source.parquet)
     path = settings.output_dir() / "input" / "events.jsonl"
@@ -183,6 +185,19 @@ def resolve_schema(settings: Settings, sample: list[str], where: str,
     return resolved, schema
 
 
+def resolve_hybrid_switch(settings: Settings, inputs: list[str]) -> Settings:
+    """``source.kind: hybrid``: Kafka is read from ``kafka.starting_timestamp_ms``, by default the files'
+    last event time, so that what the history holds is not read twice."""
+    k = settings.kafka
+    if settings.source.kind != "hybrid":
+        return settings
+    switch = k.starting_timestamp_ms if k.starting_timestamp_ms is not None else last_event_time(inputs)
+    print(f"hybrid source    the files, then Kafka {','.join(k.topics)} from record time {switch} "
+          "(the files' last event time unless kafka.starting_timestamp_ms is set)", flush=True)
+    kafka = k.model_copy(update={"starting_offsets": "timestamp", "starting_timestamp_ms": switch})
+    return settings.model_copy(update={"kafka": kafka})
+
+
 def check_user_state(settings: Settings) -> None:
     """``features.initial_user_state`` must be readable and of the run's columns: checked here, once,
     not in every worker."""
@@ -212,7 +227,7 @@ def resolve_slice(settings: Settings, inputs: list[str], counted: tuple[int, lis
     (``counted``: the input's lines and sample, if already read)."""
     if settings.batching.slice_ms != AUTO:
         return settings
-    if settings.source.kind == "kafka":
+    if settings.source.kind in ("kafka", "hybrid"):  # hybrid: live once the history is read
         resolved = with_slice_ms(settings, LIVE_SLICE_MS)
     else:
         resolved = with_slice(settings, *(counted or count_and_sample(inputs)))
@@ -284,15 +299,16 @@ def run(settings: Settings) -> dict:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     inputs = prepare_input(settings)
     counted = input_sample(settings, inputs)
-    where = {"kafka": f"Kafka {','.join(settings.kafka.topics)}", "file": settings.source.path}.get(settings.source.kind,
-                                                                                                  inputs[0])
+    kafka = f"Kafka {','.join(settings.kafka.topics)}"
+    where = {"kafka": kafka, "file": settings.source.path,
+             "hybrid": f"{settings.source.path}, then {kafka}"}.get(settings.source.kind, inputs[0])
     given_warm_start = settings.model.warm_start
     settings, warm = fetch_warm_start(settings)
     settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])
     check_user_state(settings)
     if warm is not None:
         check_warm_start(settings, warm, given_warm_start)
-    settings = resolve_slice(settings, inputs, counted)
+    settings = resolve_hybrid_switch(resolve_slice(settings, inputs, counted), inputs)
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
     if run_id and not resuming:
         mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)
