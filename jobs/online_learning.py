@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -158,6 +159,17 @@ def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]
     return 0, kafka_sample(settings.kafka, settings.features.infer_sample, KAFKA_SAMPLE_TIMEOUT_S)
 
 
+def describe_source(settings: Settings, inputs: list[str]) -> str:
+    """What the job reads, as the user named it (not the converted or generated files' folder)."""
+    kafka = f"Kafka {','.join(settings.kafka.topics)}"
+    kind = settings.source.kind
+    if kind == "kafka":
+        return kafka
+    if kind == "hybrid":
+        return f"{settings.source.path}, then {kafka}"
+    return settings.source.path if kind == "file" else inputs[0]
+
+
 def resolve_schema(settings: Settings, sample: list[str], where: str,
                    order: list[str] = ()) -> tuple[Settings, FeatureSchema]:
     """The run's feature columns: inferred for ``auto`` lists (in ``order`` where it names them: a
@@ -289,6 +301,32 @@ def _follow(client: JobClient, settings: Settings, out: Path, started: float, ev
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the client settles before the job starts."""
+
+    settings: Settings    # feature columns, warm start, slices and the hybrid switch resolved
+    inputs: list[str]     # the file source's paths
+    schema: FeatureSchema
+    where: str            # the input as the user named it
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Input files, feature columns, warm start, slices, the hybrid switch: a SettingsError here stops
+    the job before it starts, naming what to fix."""
+    inputs = prepare_input(settings)
+    counted = input_sample(settings, inputs)
+    where = describe_source(settings, inputs)
+    given_warm_start = settings.model.warm_start
+    settings, warm = fetch_warm_start(settings)
+    settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])
+    check_user_state(settings)
+    if warm is not None:
+        check_warm_start(settings, warm, given_warm_start)
+    settings = resolve_hybrid_switch(resolve_slice(settings, inputs, counted), inputs)
+    return Prepared(settings, inputs, schema, where)
+
+
 def run(settings: Settings) -> dict:
     out = settings.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -297,18 +335,8 @@ def run(settings: Settings) -> dict:
         clear_outputs(settings)
     # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    inputs = prepare_input(settings)
-    counted = input_sample(settings, inputs)
-    kafka = f"Kafka {','.join(settings.kafka.topics)}"
-    where = {"kafka": kafka, "file": settings.source.path,
-             "hybrid": f"{settings.source.path}, then {kafka}"}.get(settings.source.kind, inputs[0])
-    given_warm_start = settings.model.warm_start
-    settings, warm = fetch_warm_start(settings)
-    settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])
-    check_user_state(settings)
-    if warm is not None:
-        check_warm_start(settings, warm, given_warm_start)
-    settings = resolve_hybrid_switch(resolve_slice(settings, inputs, counted), inputs)
+    prepared = prepare(settings)
+    settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
     if run_id and not resuming:
         mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)
