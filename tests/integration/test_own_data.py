@@ -57,3 +57,7 @@ def test_an_unused_field_and_a_configured_field_never_seen_are_both_warned(tmp_p
         assert f"warning          {warning}" in proc.stdout
         assert warning in summary["schema"]["warnings"]
     assert summary["schema"]["field_counts"]["campaign"] == 2000 and summary["predictions"] == 3_000
+    # Over the whole run: no item ids, so the user's affinity to the item is always 0; no price, so
+    # its per-user z-score is always 0.
+    assert summary["constant_dense_columns"] == ["user_item_affinity", "price_user_z"]
+    assert "warning          dense column 'user_item_affinity' was constant in every window of the run" in proc.stdout
