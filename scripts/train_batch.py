@@ -100,7 +100,7 @@ def register(settings: Settings, snapshot: dict, schema_file: Path) -> str:
     reporter.deadline = time.monotonic() + m.flush_timeout_s
     version = reporter.register_model(snapshot, BATCH_ALIAS)
     client.set_registered_model_alias(m.registered_model, BATCH_ALIAS, version)
-    mlflow_run.finish_run(settings, run_id, succeeded=True)
+    client.set_terminated(run_id, "FINISHED")
     return version
 
 
