@@ -184,7 +184,8 @@ def resolve_schema(settings: Settings, sample: list[str], where: str,
                                     f"the resumed job was started with; a savepoint keeps its columns")
         schema = kept
     else:
-        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical).ordered_like(order)
+        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical,
+                              settings.validation.max_record_bytes).ordered_like(order)
     if not schema.numeric and not schema.categorical:
         raise SettingsError(f"features: no feature found in {schema.sample_events} sampled events of {where}; "
                             "events need a 'features' object of numbers, strings or bools, or name the columns "

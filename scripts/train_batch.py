@@ -63,7 +63,8 @@ def train(settings: Settings, history: str, epochs: int) -> dict:
     """Replays, trains, writes and registers; returns what it printed as a dict (for callers and tests)."""
     lines = list(history_lines([history], settings.source.parquet))
     f = settings.features
-    schema = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical)
+    schema = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical,
+                          settings.validation.max_record_bytes)
     settings = schema.apply(settings)
     print(f"history          {history}: {len(lines)} events", flush=True)
     print(f"features         {schema.describe()}", flush=True)

@@ -44,7 +44,8 @@ class LibraryResult:
 def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
     f = settings.features
     if AUTO in (f.numeric, f.categorical):  # as the job's client does, from a sample of the input
-        settings = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical).apply(settings)
+        settings = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical,
+                                settings.validation.max_record_bytes).apply(settings)
     settings = with_slice(settings, len(lines), spread_sample(lines))
     triage = LineTriage.from_settings(settings)
     featurizer = BatchFeaturizer.from_settings(settings)

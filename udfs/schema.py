@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 AUTO = "auto"
 MOSTLY_MISSING = 0.99  # a column missing in more than this share of events is reported
-MAX_RECORD_BYTES = 65_536
 
 
 @dataclass
@@ -52,7 +51,7 @@ class FieldProfile:
         return self.numbers + self.texts + self.others
 
     def add(self, value: Any) -> None:
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             self.texts += 1
         elif isinstance(value, (int, float)) and math.isfinite(value):
             self.numbers += 1
@@ -119,13 +118,13 @@ class FeatureSchema:
         return settings.model_copy(update={"features": features})
 
 
-def profile_sample(lines: Iterable[str]) -> tuple[int, dict[str, FieldProfile]]:
-    """Events in ``lines`` that look like events (JSON objects with a ``features`` object), and a
-    profile of each feature key in order of first appearance; oversized and broken lines are skipped
-    (the job dead-letters them)."""
+def profile_sample(lines: Iterable[str], max_record_bytes: int) -> tuple[int, dict[str, FieldProfile]]:
+    """Events in ``lines`` that look like events (JSON objects with a ``user_id``), and a profile of each
+    feature key in order of first appearance; lines over ``max_record_bytes`` and broken ones are
+    skipped (the job dead-letters them)."""
     events, profiles = 0, {}
     for line in lines:
-        if len(line) > MAX_RECORD_BYTES:
+        if len(line) > max_record_bytes:
             continue
         try:
             obj = json.loads(line)
@@ -143,10 +142,11 @@ def profile_sample(lines: Iterable[str]) -> tuple[int, dict[str, FieldProfile]]:
     return events, profiles
 
 
-def infer_schema(lines: Iterable[str], numeric: tuple[str, ...] | str,
-                 categorical: tuple[str, ...] | str) -> FeatureSchema:
-    """The feature lists for ``numeric`` / ``categorical`` (``auto`` or names) and what the sample says about them."""
-    events, profiles = profile_sample(lines)
+def infer_schema(lines: Iterable[str], numeric: tuple[str, ...] | str, categorical: tuple[str, ...] | str,
+                 max_record_bytes: int = 65_536) -> FeatureSchema:
+    """The feature lists for ``numeric`` / ``categorical`` (``auto`` or names) and what the sample says
+    about them (``max_record_bytes``: ``validation.max_record_bytes``)."""
+    events, profiles = profile_sample(lines, max_record_bytes)
     configured = set() if numeric == AUTO else set(numeric)
     configured |= set() if categorical == AUTO else set(categorical)
     free = [p for p in profiles.values() if p.name not in configured]
