@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 # Runnable as `python scripts/train_batch.py` from anywhere: put the repo root on the import path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _progress(label: str, every_s: float = 10.0):  # noqa: ANN202 - a progress callback
+def _progress(label: str, every_s: float = 10.0) -> Callable[[int, int], None]:
+    """A callback that prints ``label: done of total`` at most every ``every_s`` seconds, and at the end."""
     last = [time.monotonic()]
 
     def report(done: int, total: int) -> None:
