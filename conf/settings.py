@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG = Path(__file__).with_name("local.yaml")
 
@@ -106,16 +106,27 @@ class KafkaSettings(_Section):
         return self
 
 
+class ParquetSettings(_Section):
+    """How Parquet input maps onto the event schema (udfs/parquet_events.py)."""
+
+    # Event field -> Parquet column, where they differ: {"event_time": "ts", "features": "attrs"}.
+    columns: dict[Literal["event_id", "user_id", "item_id", "event_time", "label", "features"], str] = {}
+    # Flat feature columns; null: a 'features' struct/map column if there is one, else every other column.
+    feature_columns: tuple[str, ...] | None = None
+
+
 class SourceSettings(_Section):
-    kind: Literal["generator", "file", "kafka"] = "generator"
-    path: str | None = None
+    # hybrid: the files at `path` first, then Kafka from the files' last event time on (one job).
+    kind: Literal["generator", "file", "kafka", "hybrid"] = "generator"
+    path: str | None = None  # JSONL or Parquet files, or a folder of them
+    parquet: ParquetSettings = ParquetSettings()
     generator: GeneratorSettings = GeneratorSettings()
     max_out_of_orderness_ms: int = Field(5_000, ge=0)
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> SourceSettings:
-        if self.kind == "file" and not self.path:
-            raise ValueError("source.path: required when source.kind is 'file' (or pass --input FILE_OR_DIR)")
+        if self.kind in ("file", "hybrid") and not self.path:
+            raise ValueError(f"source.path: required when source.kind is '{self.kind}' (or pass --input FILE_OR_DIR)")
         return self
 
 
@@ -130,8 +141,21 @@ class ValidationSettings(_Section):
 
 
 class FeatureSettings(_Section):
-    numeric: tuple[str, ...] = ("amount", "dwell_seconds", "price", "discount_pct", "pages_viewed", "scroll_depth")
-    categorical: tuple[str, ...] = ("device", "country", "is_returning")
+    """Feature columns: names, or ``auto`` to infer them from a sample of the input (udfs/schema.py).
+
+    The class defaults name the built-in generator's features (for library code and tests);
+    conf/local.yaml, the CLI's default config, says ``auto``. The client resolves ``auto`` before the
+    job starts, so operators only ever see names.
+    """
+
+    numeric: tuple[str, ...] | Literal["auto"] = ("amount", "dwell_seconds", "price", "discount_pct",
+                                                  "pages_viewed", "scroll_depth")
+    categorical: tuple[str, ...] | Literal["auto"] = ("device", "country", "is_returning")
+    # Events read (file, folder, Parquet, or the first Kafka records) to infer ``auto`` and to check the lists.
+    infer_sample: int = Field(2_000, ge=10)
+    # Per-user feature state written by scripts/train_batch.py: users the job has not seen yet start
+    # from their state at the end of the history instead of from nothing.
+    initial_user_state: str | None = None
     hash_buckets: int = Field(64, ge=1)
     velocity_half_life_s: float = Field(3600.0, gt=0)
     positive_rate_prior: float = Field(0.3, gt=0, lt=1)
@@ -139,13 +163,26 @@ class FeatureSettings(_Section):
     zscore_clip: float = Field(5.0, gt=0)
     max_items_per_user: int = Field(50, ge=1)
 
+    @field_validator("numeric", "categorical", mode="before")
+    @classmethod
+    def _names_are_text(cls, value: Any) -> Any:
+        """YAML reads ``[0, 1]`` as numbers; feature names are JSON keys, always text."""
+        return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+
     @model_validator(mode="after")
     def _names_unique(self) -> FeatureSettings:
-        names = list(self.numeric) + list(self.categorical)
+        names = [n for names in (self.numeric, self.categorical) if names != "auto" for n in names]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"features.numeric/features.categorical: feature names listed twice: {dupes}")
         return self
+
+    def names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The numeric and categorical columns, once ``auto`` has been resolved from the input."""
+        if self.numeric == "auto" or self.categorical == "auto":
+            raise SettingsError("features.numeric/features.categorical: 'auto' is resolved from a sample of the "
+                                "input before the job starts (udfs/schema.py); name the features to use them here")
+        return self.numeric, self.categorical
 
 
 class EnsembleSettings(_Section):
@@ -274,6 +311,8 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _drift_features_known(self) -> Settings:
+        if self.features.numeric == "auto":
+            return self  # checked once the schema is known (udfs/schema.py)
         unknown = sorted(set(self.drift.features or ()) - set(self.features.numeric))
         if unknown:
             raise ValueError(f"drift.features: {unknown} are not in features.numeric")

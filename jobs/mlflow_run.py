@@ -30,7 +30,7 @@ def ui_command(settings: Settings) -> str:
     return f"open {uri} in a browser"
 
 
-def start_run(settings: Settings) -> str:
+def start_run(settings: Settings, run_name: str | None = None) -> str:
     client = MlflowClient(tracking_uri(settings))
     experiment = client.get_experiment_by_name(settings.mlflow.experiment)
     if experiment is None:
@@ -40,7 +40,7 @@ def start_run(settings: Settings) -> str:
         experiment_id = client.create_experiment(settings.mlflow.experiment, artifact_location=artifacts)
     else:
         experiment_id = experiment.experiment_id
-    run = client.create_run(experiment_id, run_name=settings.job.name, tags={"job": settings.job.name})
+    run = client.create_run(experiment_id, run_name=run_name or settings.job.name, tags={"job": settings.job.name})
     params = [Param(key, value[:6000]) for key, value in settings.flat().items()]
     for start in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[start:start + 100])
@@ -117,3 +117,11 @@ def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:
 
 def summary_artifact(settings: Settings, run_id: str, summary_file: Path) -> None:
     MlflowClient(tracking_uri(settings)).log_artifact(run_id, str(summary_file))
+
+
+def log_schema(settings: Settings, run_id: str, description: str, schema_file: Path) -> None:
+    """The run's feature columns as a param (``features.schema``) and the full schema, warnings included,
+    as an artifact."""
+    client = MlflowClient(tracking_uri(settings))
+    client.log_param(run_id, "features.schema", description[:6000])
+    client.log_artifact(run_id, str(schema_file))

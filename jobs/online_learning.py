@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,18 +25,21 @@ from pyflink.common import JobClient  # noqa: E402
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
 from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import count_and_sample, count_lines  # noqa: E402
+from jobs.input_sample import count_and_sample, count_lines, kafka_sample, last_event_time, parquet_as_jsonl  # noqa: E402
 from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment, uses_kafka  # noqa: E402
 from jobs.progress import ProgressLine, consumer_lag, lines_written  # noqa: E402
 from jobs.run_summary import format_summary, read_snapshots, summarize  # noqa: E402
 from jobs.savepoints import stop_with_savepoint  # noqa: E402
 from udfs.devices import describe, training_device  # noqa: E402
-from udfs.slicing import AUTO, LIVE_SLICE_MS, with_slice, with_slice_ms  # noqa: E402
+from udfs.schema import AUTO as AUTO_FEATURES, FeatureSchema, infer_schema  # noqa: E402
+from udfs.slicing import AUTO, LIVE_SLICE_MS, SAMPLE_LINES, with_slice, with_slice_ms  # noqa: E402
 from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
-from udfs.user_features import UserFeatureExtractor  # noqa: E402
+from udfs.user_features import UserFeatureExtractor, UserStateFile  # noqa: E402
 from udfs.warm_start import check_compatible  # noqa: E402
 
 RUN_ID_FILE = "mlflow_run_id"
+SCHEMA_FILE = "schema.json"
+KAFKA_SAMPLE_TIMEOUT_S = 15.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set model.learning_rate=0.01 (repeatable)")
-    parser.add_argument("--input", help="JSONL file or directory of events (sets source.kind=file)")
+    parser.add_argument("--input", help="JSONL or Parquet file, or a directory of them (sets source.kind=file)")
     parser.add_argument("--output", help="output folder (sets output.path)")
     parser.add_argument("--resume", metavar="PATH",
                         help="continue from a savepoint or retained checkpoint (sets job.resume_from); "
@@ -52,18 +56,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace) -> Settings:
-    overrides = list(args.set)
+    overrides = []
     if args.input:
         if not Path(args.input).exists():
             raise SettingsError(f"--input {args.input}: no such file or directory")
+        # Before the --set items: `--set source.kind=hybrid` keeps Kafka after the files.
         overrides += ["source.kind=file", f"source.path={Path(args.input).resolve()}"]
+    overrides += args.set
     if args.output:
         overrides.append(f"output.path={args.output}")
     if args.resume:
         overrides.append(f"job.resume_from={resume_location(args.resume)}")
     settings = load_settings(args.config, overrides)
-    # Workers run in other folders: they must see the same absolute output path as the client.
+    # Workers run in other folders: they must see the same absolute paths as the client.
     absolute = settings.output.model_copy(update={"path": str(settings.output_dir())})
+    if settings.features.initial_user_state:
+        user_state = str(Path(settings.features.initial_user_state).resolve())
+        settings = settings.model_copy(update={"features": settings.features.model_copy(
+            update={"initial_user_state": user_state})})
     # The device resolved once, here: workers train where the log and the MLflow params say.
     device = training_device(settings.model.kind, settings.model.device)
     model = settings.model.model_copy(update={"device": device})
@@ -84,9 +94,17 @@ def resume_location(given: str) -> str:
 
 def resolve_warm_start(settings: Settings) -> Settings:
     """``model.warm_start`` as a local snapshot file the operators can read, checked against the features."""
+    resolved, snapshot = fetch_warm_start(settings)
+    if snapshot is not None:
+        check_warm_start(resolved, snapshot, settings.model.warm_start)
+    return resolved
+
+
+def fetch_warm_start(settings: Settings) -> tuple[Settings, dict | None]:
+    """``settings`` with ``model.warm_start`` as a local snapshot file, and that snapshot (None: cold start)."""
     given = settings.model.warm_start
     if given is None:
-        return settings
+        return settings, None
     if given.startswith(("models:/", "runs:/")):
         path = mlflow_run.fetch_warm_start(settings, settings.output_dir() / "warm-start-snapshot.json")
     else:
@@ -94,14 +112,17 @@ def resolve_warm_start(settings: Settings) -> Settings:
         if not path.is_file():
             raise SettingsError(f"model.warm_start={given}: no such snapshot file")
     resolved = settings.model_copy(update={"model": settings.model.model_copy(update={"warm_start": str(path)})})
-    snapshot = json.loads(path.read_text())
+    return resolved, json.loads(path.read_text())
+
+
+def check_warm_start(settings: Settings, snapshot: dict, given: str) -> None:
+    """The warm-start model must be of the run's features and model kind."""
     try:
-        check_compatible(snapshot, UserFeatureExtractor.from_settings(resolved).dense_names,
-                         resolved.features.hash_buckets, resolved.model.kind, given)
+        check_compatible(snapshot, UserFeatureExtractor.from_settings(settings).dense_names,
+                         settings.features.hash_buckets, settings.model.kind, given)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     print(f"warm start from {given}: model version {snapshot['version']}", flush=True)
-    return resolved
 
 
 def prepare_input(settings: Settings) -> list[str]:
@@ -109,8 +130,9 @@ def prepare_input(settings: Settings) -> list[str]:
     job must read the very file its savepoint points into)."""
     if settings.source.kind == "kafka":
         return []
-    if settings.source.kind == "file":
-        return [str(Path(settings.source.path).resolve())]
+    if settings.source.kind in ("file", "hybrid"):
+        return parquet_as_jsonl([str(Path(settings.source.path).resolve())], settings.output_dir() / "input" / "parquet",
+                                settings.source.parquet)
     path = settings.output_dir() / "input" / "events.jsonl"
     if settings.job.resume_from and path.exists():
         return [str(path)]
@@ -126,14 +148,104 @@ def prepare_input(settings: Settings) -> list[str]:
     return [str(path)]
 
 
-def resolve_slice(settings: Settings, inputs: list[str]) -> Settings:
-    """``batching.slice_ms: auto``: a second for a live Kafka stream, else sized to the replay's density."""
+def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]:
+    """Lines in the input files and a sample of them, read once for the slices and the schema; on
+    Kafka the topics' first records, read only when a feature list is ``auto`` (0 lines: unknown)."""
+    size = max(SAMPLE_LINES, settings.features.infer_sample)
+    if settings.source.kind != "kafka":
+        return count_and_sample(inputs, size)
+    if AUTO_FEATURES not in (settings.features.numeric, settings.features.categorical):
+        return 0, []
+    print(f"reading up to {settings.features.infer_sample} records of Kafka {','.join(settings.kafka.topics)} "
+          "to infer the features (features.infer_sample)", flush=True)
+    return 0, kafka_sample(settings.kafka, settings.features.infer_sample, KAFKA_SAMPLE_TIMEOUT_S)
+
+
+def describe_source(settings: Settings, inputs: list[str]) -> str:
+    """What the job reads, as the user named it (not the converted or generated files' folder)."""
+    kafka = f"Kafka {','.join(settings.kafka.topics)}"
+    kind = settings.source.kind
+    if kind == "kafka":
+        return kafka
+    if kind == "hybrid":
+        return f"{settings.source.path}, then {kafka}"
+    return settings.source.path if kind == "file" else inputs[0]
+
+
+def resolve_schema(settings: Settings, sample: list[str], where: str,
+                   order: list[str] = ()) -> tuple[Settings, FeatureSchema]:
+    """The run's feature columns: inferred for ``auto`` lists (in ``order`` where it names them: a
+    warm-start model's columns), checked against the sample in any case, and the same as before on
+    ``--resume`` (kept beside the savepoint and under ``output.path``)."""
+    f = settings.features
+    kept = _kept_schema(settings)
+    if kept is not None:
+        for kind, configured in (("numeric", f.numeric), ("categorical", f.categorical)):
+            if configured != AUTO_FEATURES and tuple(configured) != getattr(kept, kind):
+                raise SettingsError(f"features.{kind}: {list(configured)} differs from the {list(getattr(kept, kind))} "
+                                    f"the resumed job was started with; a savepoint keeps its columns")
+        schema = kept
+    else:
+        schema = infer_schema(sample[:f.infer_sample], f.numeric, f.categorical,
+                              settings.validation.max_record_bytes).ordered_like(order)
+    if not schema.numeric and not schema.categorical:
+        raise SettingsError(f"features: no feature found in {schema.sample_events} sampled events of {where}; "
+                            "events need a 'features' object of numbers, strings or bools, or name the columns "
+                            "with --set features.numeric=[...] --set features.categorical=[...]")
+    resolved = schema.apply(settings)
+    print(f"features         {schema.describe()}", flush=True)
+    for warning in schema.warnings:
+        print(f"warning          {warning}", flush=True)
+    (settings.output_dir() / SCHEMA_FILE).write_text(json.dumps(schema.to_json(), indent=2))
+    return resolved, schema
+
+
+def resolve_hybrid_switch(settings: Settings, inputs: list[str]) -> Settings:
+    """``source.kind: hybrid``: Kafka is read from ``kafka.starting_timestamp_ms``, by default the files'
+    last event time, so that what the history holds is not read twice."""
+    k = settings.kafka
+    if settings.source.kind != "hybrid":
+        return settings
+    switch = k.starting_timestamp_ms if k.starting_timestamp_ms is not None else last_event_time(inputs)
+    print(f"hybrid source    the files, then Kafka {','.join(k.topics)} from record time {switch} "
+          "(the files' last event time unless kafka.starting_timestamp_ms is set)", flush=True)
+    kafka = k.model_copy(update={"starting_offsets": "timestamp", "starting_timestamp_ms": switch})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def check_user_state(settings: Settings) -> None:
+    """``features.initial_user_state`` must be readable and of the run's columns: checked here, once,
+    not in every worker."""
+    path = settings.features.initial_user_state
+    if path is None:
+        return
+    try:
+        users = UserStateFile.load(path, *settings.features.names()).users
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    print(f"user state       {len(users)} users start from {path}", flush=True)
+
+
+def _kept_schema(settings: Settings) -> FeatureSchema | None:
+    """On ``--resume``: the schema written beside the savepoint, else the one under ``output.path``."""
+    if not settings.job.resume_from:
+        return None
+    resume = urlparse(settings.job.resume_from)
+    for candidate in (Path(resume.path) / SCHEMA_FILE, settings.output_dir() / SCHEMA_FILE):
+        if resume.scheme in ("", "file") and candidate.is_file():
+            return FeatureSchema.from_json(json.loads(candidate.read_text()))
+    return None
+
+
+def resolve_slice(settings: Settings, inputs: list[str], counted: tuple[int, list[str]] | None = None) -> Settings:
+    """``batching.slice_ms: auto``: a second for a live Kafka stream, else sized to the replay's density
+    (``counted``: the input's lines and sample, if already read)."""
     if settings.batching.slice_ms != AUTO:
         return settings
-    if settings.source.kind == "kafka":
+    if settings.source.kind in ("kafka", "hybrid"):  # hybrid: live once the history is read
         resolved = with_slice_ms(settings, LIVE_SLICE_MS)
     else:
-        resolved = with_slice(settings, *count_and_sample(inputs))
+        resolved = with_slice(settings, *(counted or count_and_sample(inputs)))
     print(f"batching         {resolved.batching.slice_ms / 1000:g}-s event-time slices "
           f"(batching.slice_ms=auto, {resolved.batching.shards} user shards)", flush=True)
     return resolved
@@ -142,7 +254,8 @@ def resolve_slice(settings: Settings, inputs: list[str]) -> Settings:
 def clear_outputs(settings: Settings) -> None:
     """A re-run into the same folder must not mix its records with the previous run's."""
     out = settings.output_dir()
-    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE]:
+    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE,
+                                                                  out / SCHEMA_FILE]:
         if folder.is_dir():
             shutil.rmtree(folder)
         elif folder.exists():
@@ -169,7 +282,7 @@ def wait_with_progress(client: JobClient, settings: Settings, progress: Progress
 def _follow(client: JobClient, settings: Settings, out: Path, progress: ProgressLine, every_s: float,
             stop_requested: list[int]) -> str | None:
     last_report = progress.started
-    kafka = settings.source.kind == "kafka"
+    kafka = settings.source.kind in ("kafka", "hybrid")
     result = client.get_job_execution_result()
     while not result.done():
         if stop_requested:
@@ -190,6 +303,32 @@ def _follow(client: JobClient, settings: Settings, out: Path, progress: Progress
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the client settles before the job starts."""
+
+    settings: Settings    # feature columns, warm start, slices and the hybrid switch resolved
+    inputs: list[str]     # the file source's paths
+    schema: FeatureSchema
+    where: str            # the input as the user named it
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Input files, feature columns, warm start, slices, the hybrid switch: a SettingsError here stops
+    the job before it starts, naming what to fix."""
+    inputs = prepare_input(settings)
+    counted = input_sample(settings, inputs)
+    where = describe_source(settings, inputs)
+    given_warm_start = settings.model.warm_start
+    settings, warm = fetch_warm_start(settings)
+    settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])
+    check_user_state(settings)
+    if warm is not None:
+        check_warm_start(settings, warm, given_warm_start)
+    settings = resolve_hybrid_switch(resolve_slice(settings, inputs, counted), inputs)
+    return Prepared(settings, inputs, schema, where)
+
+
 def run(settings: Settings) -> dict:
     out = settings.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -198,26 +337,27 @@ def run(settings: Settings) -> dict:
         clear_outputs(settings)
     # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    inputs = prepare_input(settings)
-    settings = resolve_slice(settings, inputs)
+    prepared = prepare(settings)
+    settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
+    if run_id and not resuming:
+        mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)
     target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
     env = create_environment(settings)
     build_pipeline(env, settings, inputs, target)
-    source = f"Kafka {','.join(settings.kafka.topics)}" if settings.source.kind == "kafka" else inputs[0]
-    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {source}", flush=True)
+    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {where}", flush=True)
     print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
     client = env.execute_async(settings.job.name)
     job_id = str(client.get_job_id())
     if run_id:
         mlflow_run.tag_job(settings, run_id, job_id)
     if not settings.job.wait_for_completion:
-        where = f"; MLflow run {run_id} at {mlflow_run.tracking_uri(settings)}" if run_id else ""
-        print(f"submitted; JobID {job_id}{where}", flush=True)
+        logged_to = f"; MLflow run {run_id} at {mlflow_run.tracking_uri(settings)}" if run_id else ""
+        print(f"submitted; JobID {job_id}{logged_to}", flush=True)
         return {"job_id": job_id, "mlflow_run_id": run_id}
     if resuming:
         print(f"resuming from {settings.job.resume_from}", flush=True)
-    total = None if settings.source.kind == "kafka" else count_lines(inputs)
+    total = None if settings.source.kind in ("kafka", "hybrid") else count_lines(inputs)  # a live stream has no end
     progress = ProgressLine(total=total, started=time.time())
     try:
         savepoint = wait_with_progress(client, settings, progress)
@@ -228,12 +368,14 @@ def run(settings: Settings) -> dict:
                                f"job failed: {type(exc).__name__}: {lines[0]}")
         raise
     if savepoint is not None:
+        shutil.copy(out / SCHEMA_FILE, Path(urlparse(savepoint).path) / SCHEMA_FILE)
         if run_id:
             mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "KILLED",
                                "stopped with a savepoint; --resume it to continue this run", savepoint)
         return {"savepoint": savepoint, "mlflow_run_id": run_id}
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
+    summary["schema"] = schema.to_json()
     summary["elapsed_s"] = round(time.time() - progress.started, 1)
     summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
@@ -259,11 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        settings = resolve_warm_start(load(parse_args(argv)))
-    except SettingsError as exc:
+        settings = load(parse_args(argv))
+        summary = run(settings)
+    except SettingsError as exc:  # raised before the job starts: configuration, input, schema, warm start
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = run(settings)
     if not settings.job.wait_for_completion or "savepoint" in summary:
         return 0
     print(format_summary(summary))

@@ -27,6 +27,7 @@ from pathlib import Path
 from pyflink.common import Configuration, Encoder, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
+from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.datastream.connectors.file_system import (
     FileSink, FileSource, OutputFileConfig, RollingPolicy, StreamFormat,
 )
@@ -101,7 +102,7 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
 
 
 def uses_kafka(settings: Settings) -> bool:
-    return settings.source.kind == "kafka" or settings.output.kind == "kafka"
+    return settings.source.kind in ("kafka", "hybrid") or settings.output.kind == "kafka"
 
 
 def _sink(settings: Settings, name: str, topic: str | None = None) -> Sink:
@@ -126,13 +127,17 @@ def _batches(env: StreamExecutionEnvironment, settings: Settings,
     """
     if settings.source.kind == "kafka":
         source = kafka_source(settings.kafka)
+    elif settings.source.kind == "hybrid":  # the files to their end, then Kafka: one source, one job
+        source = HybridSource.builder(_file_source(input_paths)).add_source(kafka_source(settings.kafka)).build()
     else:
-        source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), *input_paths).build()
+        source = _file_source(input_paths)
     # The front runs as one sequence (parallelism 1): lateness and the watermark are judged over the
     # whole stream in arrival order, so no valid line is late for the windows after it, results do
     # not depend on the parallelism, and a quiet Kafka partition never holds the watermark back
     # (no idleness timeout, whose status change can overtake a watermark held in a Python operator).
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions").uid("source").set_parallelism(1)
+    # The type named: Java cannot infer it through HybridSource's generic parameter.
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions", type_info=Types.STRING()) \
+        .uid("source").set_parallelism(1)
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
     t_env.get_config().set("table.exec.resource.default-parallelism", "1")
@@ -160,6 +165,10 @@ def _batches(env: StreamExecutionEnvironment, settings: Settings,
         FROM TABLE(TUMBLE(TABLE timely_lines, DESCRIPTOR(rt), {_interval(settings.batching.slice_ms)}))
         GROUP BY shard, window_start, window_end""")
     return t_env.to_data_stream(batches), dead_letters
+
+
+def _file_source(paths: list[str]) -> FileSource:
+    return FileSource.for_record_stream_format(StreamFormat.text_line_format(), *paths).build()
 
 
 def _interval(ms: int) -> str:

@@ -9,6 +9,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from udfs.schema import FeatureSchema
+
 LATE_WINDOW_FROM = 10  # "after warm-up": windows 10+ are where learning is judged
 
 
@@ -50,7 +52,22 @@ def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         "drift_by_name": dict(Counter(f"{d['kind']}:{d['name']}" for d in drift)),
         "dead_letters": sum(dead.values()),
         "dead_letters_by_reason": dict(dead),
+        "constant_dense_columns": constant_dense_columns(snapshots),
     }
+
+
+def constant_dense_columns(snapshots: list[dict[str, Any]]) -> list[str]:
+    """Dense columns (raw and per-user features alike) whose value never varied over the whole run:
+    the model's scaler variance is zero in every window's snapshot, so they carry no signal.
+
+    >>> snap = {"dense_names": ["a", "user_item_affinity"], "parameters": {"scaler_var": [0.7, 0.0]}}
+    >>> constant_dense_columns([snap, snap])
+    ['user_item_affinity']
+    """
+    if not snapshots:
+        return []
+    variances = np.array([s["parameters"]["scaler_var"] for s in snapshots])
+    return [name for name, constant in zip(snapshots[-1]["dense_names"], (variances < 1e-12).all(axis=0)) if constant]
 
 
 def _quality(metrics: list[dict[str, float]]) -> dict[str, float | None]:
@@ -87,4 +104,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
         f"decisions        {summary['decisions'] or 'none (no gate block, adaptation or rollback)'}",
     ]
+    if "schema" in summary:
+        schema = FeatureSchema.from_json(summary["schema"])
+        lines.append(f"features         {schema.describe()}")
+        lines += [f"warning          {warning}" for warning in schema.warnings]
+    lines += [f"warning          dense column '{name}' was constant in every window of the run: it carries no signal"
+              for name in summary.get("constant_dense_columns", ())]
     return "\n".join(lines)

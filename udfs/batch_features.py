@@ -15,13 +15,14 @@ built in event-time order whatever the batch boundaries: the job and library mod
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from udfs.dedup import DuplicateGuard
 from udfs.events import DeadLetter, Event, duplicate_event
 from udfs.feature_batch import FeatureBatch
-from udfs.user_features import UserFeatureExtractor, UserState
+from udfs.user_features import UserFeatureExtractor, UserState, UserStateFile
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -34,13 +35,18 @@ class FeaturizedBatch:
 
 
 class BatchFeaturizer:
-    def __init__(self, extractor: UserFeatureExtractor, duplicates: DuplicateGuard) -> None:
+    def __init__(self, extractor: UserFeatureExtractor, duplicates: DuplicateGuard,
+                 initial: dict[str, UserState] | None = None) -> None:
         self.extractor = extractor
         self.duplicates = duplicates
+        self.initial = initial or {}  # where a user not seen yet starts (features.initial_user_state)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BatchFeaturizer:
-        return cls(UserFeatureExtractor.from_settings(settings), DuplicateGuard.from_settings(settings))
+        extractor = UserFeatureExtractor.from_settings(settings)
+        path = settings.features.initial_user_state
+        initial = UserStateFile.load(path, extractor.numeric, extractor.categorical).users if path else None
+        return cls(extractor, DuplicateGuard.from_settings(settings), initial)
 
     @property
     def n_dense(self) -> int:
@@ -53,7 +59,9 @@ class BatchFeaturizer:
         for event in sorted(events, key=lambda e: e.event_time):
             state = states.get(event.user_id)
             if state is None:
-                state = states[event.user_id] = UserState.new(n_numeric)
+                known = self.initial.get(event.user_id)
+                state = UserState.new(n_numeric) if known is None else copy.deepcopy(known)
+                states[event.user_id] = state
             if self.duplicates.is_duplicate(state.recent_ids, event.event_id, event.event_time):
                 dead_letters.append(duplicate_event(event))
             else:

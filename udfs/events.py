@@ -89,8 +89,9 @@ class EventValidator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventValidator:
-        v, f = settings.validation, settings.features
-        return cls(numeric=f.numeric, categorical=f.categorical, min_event_time=parse_time(v.min_event_time),
+        v = settings.validation
+        numeric, categorical = settings.features.names()
+        return cls(numeric=numeric, categorical=categorical, min_event_time=parse_time(v.min_event_time),
                    max_event_time=parse_time(v.max_event_time), max_record_bytes=v.max_record_bytes,
                    max_id_length=v.max_id_length)
 

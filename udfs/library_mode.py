@@ -25,6 +25,7 @@ from conf.settings import Settings
 from udfs.batch_features import BatchFeaturizer
 from udfs.events import DeadLetter, Event, LineTriage, window_start
 from udfs.feature_batch import FeatureBatch
+from udfs.schema import AUTO, infer_schema
 from udfs.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.slicing import spread_sample, with_slice
 from udfs.user_features import UserState
@@ -41,6 +42,10 @@ class LibraryResult:
 
 
 def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
+    f = settings.features
+    if AUTO in (f.numeric, f.categorical):  # as the job's client does, from a sample of the input
+        settings = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical,
+                                settings.validation.max_record_bytes).apply(settings)
     settings = with_slice(settings, len(lines), spread_sample(lines))
     triage = LineTriage.from_settings(settings)
     featurizer = BatchFeaturizer.from_settings(settings)

@@ -141,11 +141,12 @@ class MlflowReporter:
         """Point ``champion`` at the serving snapshot, logging and registering its model first if needed."""
         version = snapshot["version"]
         if version not in self.registered:
-            self.registered[version] = self._register_model(snapshot, why)
+            self.registered[version] = self.register_model(snapshot, why)
         self._call(lambda: self.client.set_registered_model_alias(self.registered_model, CHAMPION_ALIAS,
                                                                   self.registered[version]), "champion alias")
 
-    def _register_model(self, snapshot: dict[str, Any], why: str) -> str:
+    def register_model(self, snapshot: dict[str, Any], why: str) -> str:
+        """Logs ``snapshot`` as a pyfunc model and registers it as a new version; returns the version."""
         version = snapshot["version"]
         artifact_path = f"models/model-{version:06d}"
         with tempfile.TemporaryDirectory() as tmp:

@@ -17,8 +17,10 @@ label never leaks into its features (the smoothed positive rate uses earlier lab
 from __future__ import annotations
 
 import math
+import pickle
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -65,6 +67,34 @@ class UserState:
         return cls(moments=np.zeros((n_numeric, 3)))
 
 
+@dataclass(frozen=True)
+class UserStateFile:
+    """Every user's state at the end of a history (scripts/train_batch.py), with the feature columns it
+    was built on: the job's users start from it (``features.initial_user_state``) instead of from nothing."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    users: dict[str, UserState]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(self))
+
+    @classmethod
+    def load(cls, path: str | Path, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> UserStateFile:
+        """The file at ``path``, checked against the run's feature columns (a ValueError says what differs)."""
+        try:
+            loaded = pickle.loads(Path(path).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+            raise ValueError(f"features.initial_user_state={path}: not a user state file of scripts/train_batch.py "
+                             f"({exc})") from None
+        # Numeric order is the order of the moments; categorical values are hashed by name, in any order.
+        if tuple(loaded.numeric) != tuple(numeric) or set(loaded.categorical) != set(categorical):
+            raise ValueError(f"features.initial_user_state={path}: built on numeric {list(loaded.numeric)}, "
+                             f"categorical {list(loaded.categorical)}; this run has {list(numeric)}, {list(categorical)}")
+        return loaded
+
+
 def stable_bucket(name: str, value: str, buckets: int) -> int:
     """Same bucket in every process (Python's ``hash`` is salted per interpreter)."""
     return zlib.crc32(f"{name}={value}".encode()) % buckets
@@ -98,7 +128,8 @@ class UserFeatureExtractor:
     @classmethod
     def from_settings(cls, settings: Settings) -> UserFeatureExtractor:
         f = settings.features
-        return cls(numeric=f.numeric, categorical=f.categorical, hash_buckets=f.hash_buckets,
+        numeric, categorical = f.names()
+        return cls(numeric=numeric, categorical=categorical, hash_buckets=f.hash_buckets,
                    velocity_half_life_s=f.velocity_half_life_s, positive_rate_prior=f.positive_rate_prior,
                    positive_rate_prior_strength=f.positive_rate_prior_strength, zscore_clip=f.zscore_clip,
                    max_items_per_user=f.max_items_per_user)

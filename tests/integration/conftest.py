@@ -141,3 +141,14 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
         yield server.start().url
     finally:
         server.stop()
+
+
+def write_parquet(path: Path, events: list[dict[str, Any]]) -> None:
+    """``events`` as a Parquet file of the JSON schema's columns, ``features`` as a struct column
+    (pyarrow orders its fields by name) and ``event_time`` as epoch milliseconds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from udfs.events import parse_time
+
+    pq.write_table(pa.Table.from_pylist([{**e, "event_time": parse_time(e["event_time"])} for e in events]), path)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -44,6 +45,7 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     assert first.returncode == 0, stdout[-4000:]
     match = re.search(r"stopped; savepoint (\S+)", stdout)
     assert match, f"no savepoint reported:\n{stdout[-4000:]}"
+    assert (Path(urlparse(match.group(1)).path) / "schema.json").is_file(), "the savepoint should keep the schema"
     before = len(outputs(out, "predictions"))
     assert 0 < before < len(events), f"the stop should land mid-stream ({before} of {len(events)} committed)"
     versions_before = [s["trained_version"] for s in read_snapshots(out)]

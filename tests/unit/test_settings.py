@@ -2,6 +2,7 @@ import pytest
 
 from conf.settings import DEFAULT_CONFIG, SettingsError, load_settings
 from jobs.online_learning import main
+from udfs.schema import AUTO, infer_schema
 
 
 def test_default_file_is_valid_and_matches_the_embedded_default():
@@ -20,7 +21,6 @@ def test_overrides_are_typed():
     ("model.optimiser=adam", "model.optimiser"),
     ("window.size_ms=abc", "window.size_ms"),
     ("drift.correction=fdr", "drift.correction"),
-    ("drift.features=[nope]", "drift.features"),
     ("source.kind=file", "source.path"),
     ("batching.slice_ms=7000", "batching.slice_ms"),
     ("batching.slice_ms=soon", "batching.slice_ms"),
@@ -35,6 +35,14 @@ def test_errors_name_the_bad_key(override, key):
     with pytest.raises(SettingsError) as err:
         load_settings(DEFAULT_CONFIG, [override])
     assert key in str(err.value) and str(DEFAULT_CONFIG) in str(err.value)
+
+
+def test_drift_features_must_be_numeric_features_listed_or_inferred():
+    with pytest.raises(SettingsError, match="drift.features: \\['nope'\\] are not in features.numeric"):
+        load_settings(overrides=["drift.features=[nope]"])
+    inferred = infer_schema(['{"user_id": "u", "features": {"amount": 1.5}}'], AUTO, AUTO)
+    with pytest.raises(SettingsError, match="drift.features: \\['nope'\\] are not among the numeric features"):
+        inferred.apply(load_settings(DEFAULT_CONFIG, ["drift.features=[nope]"]))
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
