@@ -87,7 +87,8 @@ def evaluate_model(stream: ReferenceStream, engine: str, model: str, lines: list
     started = time.time()
     snapshots, drift = run_job(engine, stream, model, lines, workdir)
     job_seconds = time.time() - started
-    job = {s["window_start"]: s["metrics"] for s in snapshots if "logloss" in s["metrics"]}
+    job = {s["window_start"]: s["metrics"] for s in snapshots
+           if "logloss" in s["metrics"] and s.get("update", "window") == "window"}
 
     drift_windows = [window_start(t, size) for t in drift_times_ms(stream)]
     judged_from = drift_windows[0] if drift_windows else sorted(job)[SETTLED_FROM_WINDOW - 1]
