@@ -40,10 +40,9 @@ sys.path.insert(0, str(REPO))
 
 from conf.settings import load_settings  # noqa: E402
 from scripts.kafka_latency import measure_latency  # noqa: E402
+from scripts.river_baseline import river_python  # noqa: E402
 from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
 
-RIVER_VENV = REPO / ".cache" / "river-venv"
-RIVER_REQUIREMENT = "river==0.26.*"
 RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
 
 
@@ -102,21 +101,6 @@ def _generate(path: Path, events: int, users: int, numeric: int, duration_s: flo
     write_jsonl(generate_events(StreamSpec(n_events=events, n_users=users, n_numeric=numeric, n_categorical=2,
                                            duration_s=duration_s, seed=1)), path)
     return path
-
-
-def river_python() -> Path:
-    """The python of River's venv, created on first use: River may want a newer numpy than PyFlink allows."""
-    python, done = RIVER_VENV / "bin" / "python", RIVER_VENV / ".installed"
-    if not done.exists() or done.read_text() != RIVER_REQUIREMENT:
-        print(f"creating {RIVER_VENV.relative_to(REPO)} with {RIVER_REQUIREMENT} (first use) ...",
-              file=sys.stderr, flush=True)
-        for cmd in ([sys.executable, "-m", "venv", "--clear", str(RIVER_VENV)],
-                    [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", RIVER_REQUIREMENT]):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise _failed(cmd, proc.stdout, proc.stderr)
-        done.write_text(RIVER_REQUIREMENT)
-    return python
 
 
 def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
