@@ -196,4 +196,4 @@ class LossBand:
     def within(self, losses: np.ndarray, z: float) -> bool:
         if self.mean is None or not len(losses):
             return True
-        return float(losses.mean()) <= self.mean + z * np.sqrt(self.variance / len(losses))
+        return bool(float(losses.mean()) <= self.mean + z * np.sqrt(self.variance / len(losses)))

@@ -39,6 +39,11 @@ class LibraryResult:
     drift_events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
 
+    @property
+    def window_snapshots(self) -> list[dict[str, Any]]:
+        """One per window, without the fast-mode slot updates between them."""
+        return [s for s in self.snapshots if s["update"] == "window"]
+
 
 def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
     settings = with_slice(settings, len(lines), spread_sample(lines))

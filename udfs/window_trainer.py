@@ -217,7 +217,8 @@ class WindowTrainer:
         learner.update_scaler(dense, decay=self.settings.model.scaler_decay, reset=bool(detections))
         holdout = self._holdout(rows, labeled)
         train = labeled & ~holdout & untrained
-        params = self._train_params(state, retrain=concept)
+        # A window with concept drift, found by its slots, trains its rows as a drifted window.
+        params = self._train_params(state, retrain=concept or any(s.trained for s in slots))
         if train.any():
             learner.fit(dense[train], buckets[train], labels[train], params)
         state.labeled_seen += int(labeled.sum())
@@ -281,7 +282,8 @@ class WindowTrainer:
                               "slot_logloss": float(losses.mean()), "band_mean": state.band.mean})
 
     def _train_slot(self, state: TrainerState, rows: FeatureBatch, labeled: np.ndarray, retrain: bool) -> None:
-        """One fast-mode update: the learner trains on the slot and serves from the next slot on."""
+        """One fast-mode update: the learner trains on the slot and serves from the next slot on; the
+        slot that found the drift trains as a drifted window (``retrain_epochs`` with that policy)."""
         holdout = self._holdout(rows, labeled)
         train = labeled & ~holdout
         if train.any():
