@@ -187,6 +187,7 @@ class WindowTrainer:
             metrics = self._quality(state, y, probs) if len(y) else {}
             metrics.update(events=float(len(rows)), examples=float(len(y)))
             snapshot = self._snapshot(state, slot_start, slot_end, metrics, "slot", state.slot_updates)
+            snapshot["window"] = state.windows + 1  # the number of the window it lies in
             snapshot["drift"], snapshot["decisions"] = drift_events, decisions
         else:
             state.carried_decisions += decisions
