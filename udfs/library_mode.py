@@ -29,7 +29,7 @@ from udfs.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.slicing import spread_sample, with_slice
 from udfs.user_features import UserState
 from udfs.warm_start import warm_snapshot
-from udfs.window_trainer import ScoredSlot, WindowTrainer
+from udfs.window_trainer import ScoredSlot, SlotCost, WindowTrainer
 
 
 @dataclass
@@ -38,6 +38,7 @@ class LibraryResult:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     drift_events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    slot_costs: list[SlotCost] = field(default_factory=list)  # one per closed slot
 
     @property
     def window_snapshots(self) -> list[dict[str, Any]]:
@@ -87,6 +88,7 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
                 rows = FeatureBatch.concat(open_slots.pop(start), featurizer.n_dense)
                 closed = trainer.close_slot(trainer_state, start, rows)
                 window_slots[window].append(closed.scored)
+                result.slot_costs.append(closed.cost)
                 result.drift_events.extend(closed.drift_events)
                 if closed.snapshot is not None:
                     emit(closed.snapshot, [])

@@ -92,12 +92,19 @@ class ScoredSlot:
 
 
 @dataclass(frozen=True)
+class SlotCost:
+    """What a slot close cost: scoring and concept checks, and the fast-mode update (None without one)."""
+
+    check_seconds: float
+    train_seconds: float | None
+
+
+@dataclass(frozen=True)
 class SlotResult:
     scored: ScoredSlot
     snapshot: dict[str, Any] | None  # a fast-mode update that serves from the next slot on
     drift_events: list[dict[str, Any]]
-    check_seconds: float  # scoring and concept checks
-    train_seconds: float  # the fast-mode update, 0 without one
+    cost: SlotCost
 
 
 @dataclass(frozen=True)
@@ -191,8 +198,8 @@ class WindowTrainer:
             snapshot["drift"], snapshot["decisions"] = drift_events, decisions
         else:
             state.carried_decisions += decisions
-        return SlotResult(ScoredSlot(rows, probs, trained), snapshot, drift_events,
-                          checked - started, time.perf_counter() - checked)
+        cost = SlotCost(checked - started, time.perf_counter() - checked if trained else None)
+        return SlotResult(ScoredSlot(rows, probs, trained), snapshot, drift_events, cost)
 
     def close_window(self, state: TrainerState, window_start: int, window_end: int,
                      slots: list[ScoredSlot]) -> WindowResult:
