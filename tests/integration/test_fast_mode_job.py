@@ -62,8 +62,9 @@ def test_fast_mode_in_the_job_equals_library_mode_and_reaches_mlflow(stream, tmp
     history = lambda name: sorted(m.step for m in client.get_metric_history(run.info.run_id, name))  # noqa: E731
     assert history("slot_logloss") == [window_step(s) for s in slot_updates] == list(range(1, len(slot_updates) + 1))
     assert history("logloss") == [window_step(s) for s in snapshots if s["update"] == "window"]
-    switched_on = next(s for s in snapshots if any(d["kind"] == "fast_mode_on" for d in s["decisions"]))
-    assert history("decision_fast_mode_on") == [switched_on.get("window", window_step(switched_on))]
+    for kind in ("fast_mode_on", "fast_mode_off"):  # at the step of the window each switch lies in
+        switched = [s.get("window", window_step(s)) for s in snapshots if any(d["kind"] == kind for d in s["decisions"])]
+        assert switched and history(f"decision_{kind}") == switched, kind
 
 
 def test_a_failure_mid_fast_mode_changes_no_prediction_version_or_score(stream, tmp_path):
