@@ -68,17 +68,18 @@ def test_fast_mode_in_the_job_equals_library_mode_and_reaches_mlflow(stream, tmp
 
 
 def test_a_failure_mid_fast_mode_changes_no_prediction_version_or_score(stream, tmp_path):
-    events_file, events, library = stream
+    events_file, _, library = stream
     on, off = fast_period(library)
+    times = [p["event_time"] for p in map(json.loads, library.predictions)]  # epoch ms, one per event
     middle = (on + off) // 2
-    fail_after = sum(1 for e in events if e["event_time"] < middle)
+    fail_after = sum(1 for t in times if t < middle)
     proc = run_job(events_file, tmp_path / "out", *OVERRIDES, "mlflow.enabled=false",
                    "job.fail_once_operator=trainer", f"job.fail_once_after_records={fail_after}")
     marker = tmp_path / "out" / "checkpoints" / "injected-failure-trainer"
     assert marker.exists(), proc.stdout[-2000:]
     # The trainer failed while the rows it had received reached into the fast-mode period.
     seen = int(marker.read_text())
-    assert sum(1 for e in events if e["event_time"] < on) < seen <= sum(1 for e in events if e["event_time"] < off)
+    assert sum(1 for t in times if t < on) < seen <= sum(1 for t in times if t < off)
     assert_predictions_equal_library(tmp_path / "out", library)
     versions = [s["trained_version"] for s in read_snapshots(tmp_path / "out")]
     assert versions == [s["trained_version"] for s in library.snapshots], "versions restart, skip or repeat"
