@@ -183,15 +183,14 @@ class WindowTrainer:
                 state.concept_pending = True
         checked = time.perf_counter()
         slot_end = slot_start + self.slot
-        window = slot_start - slot_start % self.size
-        drift_events = self._drift_events(state, detections, window, slot_end)
+        drift_events = self._drift_events(state, detections, slot_start, slot_end)
         trained = state.fast and bool(labeled.any())
         snapshot = None
         if trained:
             self._train_slot(state, rows, labeled, retrain=any(d["kind"] == "fast_mode_on" for d in decisions))
         if trained and not self.ends_window(slot_end):
             state.slot_updates += 1
-            metrics = self._quality(state, y, probs) if len(y) else {}
+            metrics = self._quality(state, y, probs)  # trained: the slot has labeled rows
             metrics.update(events=float(len(rows)), examples=float(len(y)))
             snapshot = self._snapshot(state, slot_start, slot_end, metrics, "slot", state.slot_updates)
             snapshot["window"] = state.windows + 1  # the number of the window it lies in
@@ -304,7 +303,8 @@ class WindowTrainer:
 
     def _drift_events(self, state: TrainerState, detections: list[Detection], start: int,
                       end: int) -> list[dict[str, Any]]:
-        """Drift records; ``detected_at`` is the event time of the slot or window end that found them."""
+        """Drift records of the window that holds ``start``; ``detected_at`` is the event time of the slot
+        or window end (``end``) that found them."""
         window = start - start % self.size
         return [{"window_start": window, "window_end": window + self.size, "detected_at": end,
                  "kind": CONCEPT_CHECKS.get(d.name, "feature"), "name": d.name,
