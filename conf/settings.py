@@ -225,6 +225,20 @@ class ModelSettings(_Section):
 
 class WindowSettings(_Section):
     size_ms: int = Field(300_000, ge=1_000)
+    # Event-time slots inside a window: the concept checks run per slot, and while the stream
+    # drifts (fast mode) the model is updated per slot too. Must divide size_ms.
+    slot_ms: int = Field(30_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _slots_tile_windows(self) -> WindowSettings:
+        if self.size_ms % self.slot_ms:
+            raise ValueError(f"window.slot_ms={self.slot_ms} must divide window.size_ms={self.size_ms} "
+                             "(a slot may not straddle two windows)")
+        return self
+
+    @property
+    def slots_per_window(self) -> int:
+        return self.size_ms // self.slot_ms
 
 
 class BatchingSettings(_Section):
@@ -276,6 +290,10 @@ class AdaptationSettings(_Section):
     rollback: bool = True
     rollback_tolerance: float = Field(0.25, ge=0)
     recent_snapshots: int = Field(4, ge=1)
+    # Fast mode: a concept check that fires at a slot switches to one update per slot; back to one
+    # per window once this many slots in a row have a loss within the calm band (udfs/adaptation.py).
+    fast_mode: bool = True
+    calm_slots: int = Field(3, ge=1)
     # Tests only: this window's candidate (1-based window number) gets its weights flipped and tripled.
     corrupt_candidate_at_window: int | None = Field(None, ge=1)
 

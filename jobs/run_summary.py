@@ -39,15 +39,17 @@ def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         predictions[p["model_version"]] += 1
     dead = Counter(d["reason"] for d in read_jsonl_dir(out / "dead_letters"))
     drift = list(read_jsonl_dir(out / "drift"))
+    windows = [s for s in snapshots if s.get("update", "window") == "window"]
     return {
         "predictions": n_predictions,
-        "windows": len(snapshots),
+        "windows": len(windows),
+        "slot_updates": len(snapshots) - len(windows),
         "latest_model_version": snapshots[-1]["version"] if snapshots else 0,
         "models_served": len(predictions),
         "decisions": dict(Counter(d["kind"] for s in snapshots for d in s.get("decisions", ())
                                   if d["kind"] not in ("gate_passed", "gate_skipped"))),
-        "all_windows": _quality([s["metrics"] for s in snapshots]),
-        f"windows_{LATE_WINDOW_FROM}_plus": _quality([s["metrics"] for s in snapshots[LATE_WINDOW_FROM:]]),
+        "all_windows": _quality([s["metrics"] for s in windows]),
+        f"windows_{LATE_WINDOW_FROM}_plus": _quality([s["metrics"] for s in windows[LATE_WINDOW_FROM:]]),
         "drift_events": len(drift),
         "drift_by_name": dict(Counter(f"{d['kind']}:{d['name']}" for d in drift)),
         "dead_letters": sum(dead.values()),
@@ -94,8 +96,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"events           {summary['predictions'] + summary['dead_letters']} read, "
         f"{summary['predictions']} valid and scored (one prediction each)",
-        f"windows          {summary['windows']} (one candidate model each; {summary['models_served']} served, "
-        f"the last is version {summary['latest_model_version']})",
+        f"windows          {summary['windows']} (one candidate model each, plus {summary['slot_updates']} fast-mode "
+        f"slot updates; {summary['models_served']} served, the last is version {summary['latest_model_version']})",
         f"logloss          {fmt(overall['logloss'])} prequential, base-rate predictor {fmt(overall['baseline_logloss'])}",
         f"  windows {LATE_WINDOW_FROM}+     {fmt(late['logloss'])} vs base rate {fmt(late['baseline_logloss'])}",
         f"AUC              {fmt(overall['auc'])} (windows {LATE_WINDOW_FROM}+: {fmt(late['auc'])})",

@@ -1,10 +1,11 @@
-"""Scores every event with the newest snapshot trained only on earlier windows, a batch at a time.
+"""Scores every event with the newest snapshot whose training ended by the start of the event's slot,
+a batch at a time.
 
-Snapshots arrive as a broadcast stream from the trainer. The rows of window ``w`` in a batch
-wait (in keyed state, with an event-time timer) until the watermark shows that every window
-ending at or before ``w``'s start has closed; then the snapshot that serves them is final and
-the scores are the same on every run, whatever the relative speed of the two inputs. Each
-batch is scored in one vectorised pass.
+Snapshots (one per window, and one per slot in fast mode) arrive as a broadcast stream from the
+trainer. The rows of slot ``s`` in a batch wait (in keyed state, with an event-time timer) until
+the watermark shows that every slot ending at or before ``s``'s start has closed; then the
+snapshot that serves them is final and the scores are the same on every run, whatever the
+relative speed of the two inputs. Each batch is scored in one vectorised pass per slot.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ KEEP_SNAPSHOTS = 64
 class ScoreEvents(KeyedBroadcastProcessFunction):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.size = settings.window.size_ms
+        self.slot = settings.window.slot_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
@@ -36,7 +37,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def process_element(self, keyed: tuple[int, FeatureBatch],
                         ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
         _, batch = keyed
-        for start, part in batch.by_window(self.size).items():
+        for start, part in batch.by_window(self.slot).items():
             if ctx.timer_service().current_watermark() >= start - 1:
                 yield from self._score(start, part, ctx)
             else:

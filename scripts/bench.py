@@ -12,7 +12,7 @@ Each contender runs in its own process on the same generated file:
 5. river: River's per-event StandardScaler | LogisticRegression on the numeric features
    (scripts/river_baseline.py, in its own venv under .cache/river-venv, created on first use).
 It prints events/s, the ratios full/passthrough, full/java_passthrough, full/library and full/river,
-per-window training time (p50/p99), peak resident memory of each contender's process tree, and
+per-window training time (p50/p99), per-slot checks and fast-mode updates (p50/p99), peak resident memory of each contender's process tree, and
 how training time grows with window size. The full job then runs again on streams with the same
 event count and more users (``--scaling-users``; '' skips): events/s, peak memory and the cost per
 event of the most users over that of the fewest. Kafka mode (on unless ``--kafka-rate 0``) then
@@ -40,10 +40,9 @@ sys.path.insert(0, str(REPO))
 
 from conf.settings import load_settings  # noqa: E402
 from scripts.kafka_latency import measure_latency  # noqa: E402
+from scripts.river_baseline import river_python  # noqa: E402
 from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
 
-RIVER_VENV = REPO / ".cache" / "river-venv"
-RIVER_REQUIREMENT = "river==0.26.*"
 RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
 
 
@@ -104,21 +103,6 @@ def _generate(path: Path, events: int, users: int, numeric: int, duration_s: flo
     return path
 
 
-def river_python() -> Path:
-    """The python of River's venv, created on first use: River may want a newer numpy than PyFlink allows."""
-    python, done = RIVER_VENV / "bin" / "python", RIVER_VENV / ".installed"
-    if not done.exists() or done.read_text() != RIVER_REQUIREMENT:
-        print(f"creating {RIVER_VENV.relative_to(REPO)} with {RIVER_REQUIREMENT} (first use) ...",
-              file=sys.stderr, flush=True)
-        for cmd in ([sys.executable, "-m", "venv", "--clear", str(RIVER_VENV)],
-                    [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", RIVER_REQUIREMENT]):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise _failed(cmd, proc.stdout, proc.stderr)
-        done.write_text(RIVER_REQUIREMENT)
-    return python
-
-
 def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
     from jobs.online_learning import resolve_slice
     from jobs.pipeline import build_passthrough, create_environment
@@ -159,7 +143,7 @@ def worker_full(input_file: str, overrides: list[str]) -> dict:
     from jobs.run_summary import read_snapshots
     settings = load_settings(overrides=["source.kind=file", f"source.path={input_file}", *overrides])
     summary = run(settings)
-    updates = [s["metrics"]["update_seconds"] for s in read_snapshots(settings.output_dir())]
+    updates = [s["metrics"]["update_seconds"] for s in read_snapshots(settings.output_dir()) if s["update"] == "window"]
     return {"seconds": summary["elapsed_s"], "predictions": summary["predictions"], "update_seconds": updates,
             "slice_ms": summary["batching_slice_ms"]}
 
@@ -208,12 +192,33 @@ def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
             trainer = WindowTrainer(settings, names)
             state = trainer.initial_state()
             started = time.perf_counter()
-            trainer.close_window(state, 0, 300_000, rows)
+            trainer.close_window(state, 0, 300_000, [trainer.close_slot(state, 0, rows).scored])
             results.append({"kind": kind, "device": device, "epochs": settings.model.epochs, "window_events": size,
                             "seconds": time.perf_counter() - started})
             print(f"  training {kind} ({settings.model.epochs} epochs, {device}): {size:>9} events per window -> "
                   f"{results[-1]['seconds']:.2f} s", file=sys.stderr)
     return results
+
+
+def slot_costs(a: argparse.Namespace, features: list[str]) -> dict:
+    """Per-slot cost at the bench's event rate: scoring and concept checks of every slot, and the
+    fast-mode updates, on an hour of the bench's stream with an abrupt concept drift half way
+    (library mode: the trainer's own udfs/ code, without Flink's overhead around it)."""
+    from udfs.library_mode import run_library
+    rate = a.events / a.duration_s
+    spec = StreamSpec(n_events=int(rate * 3600), n_users=a.users, n_numeric=a.numeric, n_categorical=2,
+                      duration_s=3600.0, seed=1, concept_drift_at_s=1800.0)
+    settings = load_settings(overrides=features)
+    print(f"timing slots: {spec.n_events} events over an hour ({rate:.0f} events/s), drift at 30 min ...",
+          file=sys.stderr, flush=True)
+    result = run_library(settings, [json.dumps(e) for e in generate_events(spec)])
+    checks = [c.check_seconds for c in result.slot_costs]
+    updates = [c.train_seconds for c in result.slot_costs if c.train_seconds is not None]
+    percentiles = lambda xs: {"p50": float(np.percentile(xs, 50)), "p99": float(np.percentile(xs, 99))} \
+        if xs else None  # noqa: E731
+    return {"events_per_s": rate, "slot_ms": settings.window.slot_ms, "slots": len(checks),
+            "events_per_slot": rate * settings.window.slot_ms / 1000, "check_seconds": percentiles(checks),
+            "slot_updates": len(updates), "update_seconds": percentiles(updates)}
 
 
 def user_scaling(a: argparse.Namespace, users: list[int], features: list[str], tmp: Path) -> dict:
@@ -272,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in RATIO_DENOMINATORS:
             figures[f"full/{name}"] = figures["full"]["events_per_s"] / figures[name]["events_per_s"]
         figures["training_scaling"] = training_scaling([int(s) for s in a.train_sizes.split(",")], a.numeric)
+        figures["slot_costs"] = slot_costs(a, features)
         if scaling_users:
             figures["user_scaling"] = user_scaling(a, scaling_users, features, tmp)
         rate = figures["full"]["events_per_s"] / 2 if a.kafka_rate == "auto" else float(a.kafka_rate)
@@ -290,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")
     for row in figures["training_scaling"]:
         print(f"window of {row['window_events']:>9} events trains in {row['seconds']:.2f} s")
+    c = figures["slot_costs"]
+    update = c["update_seconds"] or {"p50": float("nan"), "p99": float("nan")}
+    print(f"per {c['slot_ms'] / 1000:g}-s slot at {c['events_per_s']:.0f} events/s ({c['events_per_slot']:.0f} events): "
+          f"checks p50 {c['check_seconds']['p50'] * 1000:.1f} ms, p99 {c['check_seconds']['p99'] * 1000:.1f} ms "
+          f"({c['slots']} slots); fast-mode update p50 {update['p50'] * 1000:.1f} ms, "
+          f"p99 {update['p99'] * 1000:.1f} ms ({c['slot_updates']} updates)")
     if "user_scaling" in figures:
         u = figures["user_scaling"]
         for row in u["runs"]:

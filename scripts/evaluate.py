@@ -1,4 +1,4 @@
-"""Learning quality on reference drifting streams, against a static model and a per-event learner.
+"""Learning quality on reference drifting streams, against a static model and per-event learners.
 
     python scripts/evaluate.py [--events 30000] [--engine flink|library] [--streams sea,hyperplane,...]
                                [--model logistic,mlp,ensemble] [--json evaluation.json]
@@ -6,11 +6,14 @@
 For each stream of udfs/reference_streams.py (abrupt, gradual, covariate shift, recurring,
 stationary non-linear) it runs the job once per model kind (by default the real Flink job on the
 local MiniCluster; ``--engine library`` runs the same udfs/ in one process, with identical
-results), then two baselines on the same events and features: a static model trained on the
-first windows only, and a per-event online SGD learner. It prints prequential logloss and
-accuracy over time, drift detection delay in windows, false alarms per 100 stationary windows,
-and post-drift logloss (from window 10 on where a stream does not drift) of all three with the
-ratios ``job/static`` and ``job/per-event``, then the model kinds side by side.
+results), then three baselines on the same events and features: a static model trained on the
+first windows only, the project's per-event online SGD learner, and River's per-event
+``StandardScaler | LogisticRegression`` (in its own venv, scripts/river_baseline.py). It prints
+prequential logloss and accuracy over time, drift detection delay in windows and in seconds of
+event time, false alarms per 100 stationary windows, post-drift logloss (from window 10 on where a
+stream does not drift) with the ratios ``job/static`` and ``job/per-event``, the logloss from
+each drift-start window to 10 windows later against both per-event learners, then the model
+kinds side by side.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from udfs.baselines import OnlineSGD, StaticBaseline, feature_rows, per_window  
 from udfs.events import window_start  # noqa: E402
 from udfs.library_mode import run_library  # noqa: E402
 from udfs.reference_streams import REFERENCE_STREAMS, ReferenceStream, drift_times_ms, generate, job_overrides  # noqa: E402
-from udfs.user_features import UserFeatureExtractor  # noqa: E402
+from udfs.user_features import FeatureRow, UserFeatureExtractor  # noqa: E402
+from scripts.river_baseline import river_python  # noqa: E402
 
 STATIC_TRAIN_WINDOWS = 4
 SETTLED_FROM_WINDOW = 10  # a stream without drift is judged from this window on
@@ -43,6 +47,7 @@ SETTLED_FROM_WINDOW = 10  # a stream without drift is judged from this window on
 MODEL_SETTINGS = {"logistic": [], "mlp": ["model.kind=mlp", "model.learning_rate=0.01", "model.batch_size=64"],
                   "ensemble": ["model.kind=ensemble"]}
 DETECTION_HORIZON_WINDOWS = 4  # a detection later than this after a drift point counts as missed
+AFTER_DRIFT_WINDOWS = 10  # judged from each drift-start window to this many windows later
 BLOCK_WINDOWS = 6  # windows per column of the over-time table
 
 
@@ -79,24 +84,53 @@ def evaluate_stream(stream: ReferenceStream, engine: str, n_events: int, seed: i
     size = settings.window.size_ms
     static = per_window(rows, StaticBaseline(settings, n_dense, STATIC_TRAIN_WINDOWS).score(rows), size)
     sgd = per_window(rows, OnlineSGD(n_dense, settings.features.hash_buckets).score(rows), size)
-    return [evaluate_model(stream, engine, model, lines, static, sgd, size, workdir) for model in models]
+    river = per_window(rows, river_scores(rows, UserFeatureExtractor.from_settings(settings).dense_names,
+                                          settings.features.hash_buckets, workdir), size)
+    return [evaluate_model(stream, engine, model, lines, static, sgd, river, size, workdir) for model in models]
+
+
+def river_scores(rows: list[FeatureRow], dense_names: list[str], hash_buckets: int, workdir: Path) -> dict[str, float]:
+    """River's prequential score of every labeled row, from the job's features: dense values (a
+    missing one left out, as River expects) and every hash bucket as 0 or 1 (River's StandardScaler
+    keeps statistics only for the keys it sees, so a bucket sent only when 1 would scale to 0)."""
+    events = workdir / "river-features.jsonl"
+    with events.open("w") as out:
+        for row in rows:
+            features = {name: value for name, value in zip(dense_names, row.dense) if np.isfinite(value)}
+            hot = set(row.buckets)
+            features.update({f"bucket_{b}": float(b in hot) for b in range(hash_buckets)})
+            out.write(json.dumps({"event_id": row.event_id, "features": features, "label": row.label}) + "\n")
+    scores = workdir / "river-scores.jsonl"
+    cmd = [str(river_python()), str(REPO / "scripts" / "river_baseline.py"), str(events), "--scores", str(scores)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"River baseline failed:\n{proc.stderr[-3000:]}")
+    return {s["event_id"]: s["score"] for s in map(json.loads, scores.read_text().splitlines())}
 
 
 def evaluate_model(stream: ReferenceStream, engine: str, model: str, lines: list[str], static: dict, sgd: dict,
-                   size: int, workdir: Path) -> dict[str, Any]:
+                   river: dict, size: int, workdir: Path) -> dict[str, Any]:
     started = time.time()
     snapshots, drift = run_job(engine, stream, model, lines, workdir)
     job_seconds = time.time() - started
-    job = {s["window_start"]: s["metrics"] for s in snapshots if "logloss" in s["metrics"]}
+    job = {s["window_start"]: s["metrics"] for s in snapshots
+           if "logloss" in s["metrics"] and s.get("update", "window") == "window"}
 
-    drift_windows = [window_start(t, size) for t in drift_times_ms(stream)]
+    drift_times = drift_times_ms(stream)
+    drift_windows = [window_start(t, size) for t in drift_times]
     judged_from = drift_windows[0] if drift_windows else sorted(job)[SETTLED_FROM_WINDOW - 1]
     post = [s for s in job if s >= judged_from and s in static and s in sgd]
     detections = sorted({d["window_start"] for d in drift})
-    delays = []
-    for start in drift_windows:
+    detected_at = sorted({d.get("detected_at", d["window_end"]) for d in drift})
+    delays, delays_s = [], []
+    for start, at in zip(drift_windows, drift_times):
         hit = next((d for d in detections if start <= d <= start + DETECTION_HORIZON_WINDOWS * size), None)
         delays.append(None if hit is None else (hit - start) // size)
+        when = next((t for t in detected_at if at < t <= start + (DETECTION_HORIZON_WINDOWS + 1) * size), None)
+        delays_s.append(None if when is None else (when - at) / 1000)
+    after_drift = sorted({s for start in drift_windows for s in job if start <= s <= start + AFTER_DRIFT_WINDOWS * size})
+    after = {name: weighted(figures, after_drift, "logloss") for name, figures in
+             (("job", job), ("per_event", sgd), ("river", river))} if after_drift else None
     near_drift = {start + i * size for start in drift_windows for i in range(DETECTION_HORIZON_WINDOWS + 1)}
     stationary = [s for s in job if s not in near_drift and not (stream.drifts_throughout and s >= drift_windows[0])]
     false_alarms = sum(1 for d in detections if d in stationary)
@@ -115,14 +149,19 @@ def evaluate_model(stream: ReferenceStream, engine: str, model: str, lines: list
         "job_over_per_event": figures["job"] / figures["per_event"],
         "job_over_per_event_after_drift_windows": weighted(job, settled, "logloss") / weighted(sgd, settled, "logloss"),
         "detection_delay_windows": delays,
+        "detection_delay_seconds": delays_s,
+        # From each drift-start window to AFTER_DRIFT_WINDOWS later, the drift-start windows included.
+        "after_drift_logloss": after,
+        "job_over_river_after_drift": after and after["job"] / after["river"],
+        "job_over_per_event_after_drift": after and after["job"] / after["per_event"],
         "false_alarms_per_100_stationary_windows": (100.0 * false_alarms / len(stationary)) if stationary else None,
         "stationary_windows": len(stationary),
-        "over_time": _blocks(job, static, sgd),
+        "over_time": _blocks(job, static, sgd, river),
         "meets_acceptance": figures["job"] <= 0.9 * figures["static"] and figures["job"] <= 1.05 * figures["per_event"],
     }
 
 
-def _blocks(job: dict, static: dict, sgd: dict) -> list[dict[str, Any]]:
+def _blocks(job: dict, static: dict, sgd: dict, river: dict) -> list[dict[str, Any]]:
     starts = sorted(job)
     out = []
     for i in range(0, len(starts), BLOCK_WINDOWS):
@@ -132,6 +171,7 @@ def _blocks(job: dict, static: dict, sgd: dict) -> list[dict[str, Any]]:
         if all(s in static for s in block):
             entry["static"] = weighted(static, block, "logloss")
         entry["per_event"] = weighted(sgd, block, "logloss")
+        entry["river"] = weighted(river, block, "logloss")
         out.append(entry)
     return out
 
@@ -148,13 +188,20 @@ def report(result: dict[str, Any]) -> str:
         "   job accuracy   " + "  ".join(f"{b['job_accuracy']:7.3f}" for b in result["over_time"]),
         "   static logloss " + "  ".join(f"{b['static']:7.3f}" if "static" in b else "      -" for b in result["over_time"]),
         "   per-event      " + "  ".join(f"{b['per_event']:7.3f}" for b in result["over_time"]),
-        f"   drift detected after (windows): {result['detection_delay_windows']}   false alarms per 100 stationary "
-        f"windows: {alarms}",
+        "   river          " + "  ".join(f"{b['river']:7.3f}" for b in result["over_time"]),
+        f"   drift detected after (windows): {result['detection_delay_windows']}, (s of event time): "
+        f"{result['detection_delay_seconds']}   false alarms per 100 stationary windows: {alarms}",
         f"   post-drift logloss: job {f['job']:.4f}  static {f['static']:.4f}  per-event {f['per_event']:.4f}   "
         f"job/static {result['job_over_static']:.2f} (target <= 0.90)  "
         f"job/per-event {result['job_over_per_event']:.2f} (target <= 1.05; "
         f"{result['job_over_per_event_after_drift_windows']:.2f} without the windows where drifts start)",
     ]
+    after = result["after_drift_logloss"]
+    if after:
+        lines.append(f"   drift-start window to +{AFTER_DRIFT_WINDOWS}: job {after['job']:.4f}  per-event "
+                     f"{after['per_event']:.4f}  river {after['river']:.4f}   job/river "
+                     f"{result['job_over_river_after_drift']:.2f} (target <= 1.25)  job/per-event "
+                     f"{result['job_over_per_event_after_drift']:.2f}")
     return "\n".join(lines)
 
 
@@ -176,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.streams.split(","):
-            print(f"[evaluate] {name}: {args.events} events through the {args.engine} job ({args.model}) and two "
+            print(f"[evaluate] {name}: {args.events} events through the {args.engine} job ({args.model}) and three "
                   "baselines ...", flush=True)
             results += evaluate_stream(REFERENCE_STREAMS[name], args.engine, args.events, args.seed, Path(tmp), models)
             for result in results[-len(models):]:

@@ -162,3 +162,38 @@ class ErrorRateCheck:
     def restart(self, wrong: np.ndarray) -> None:
         """After a detection the drifted window is the new reference."""
         self.errors, self.total, self.filled = int(wrong.sum()), len(wrong), 1
+
+
+@dataclass
+class LossBand:
+    """Where the serving model's per-example loss lies while the stream is calm: fast mode ends
+    when slots are back inside it.
+
+    An exponentially weighted mean of the calm slots' mean loss and of their per-example variance
+    (``weight`` per slot, so it follows a model that keeps learning). A slot is within the band if
+    its mean loss is at most ``z`` standard errors above the band's mean.
+
+    >>> band = LossBand(weight=0.5)
+    >>> band.update(np.array([0.2, 0.4, 0.3, 0.3]))
+    >>> band.within(np.array([0.3, 0.35, 0.25, 0.3]), z=2.0), band.within(np.array([2.0, 1.5, 2.5, 1.0]), z=2.0)
+    (True, False)
+    """
+
+    weight: float = 0.05
+    mean: float | None = None
+    variance: float = 0.0
+
+    def update(self, losses: np.ndarray) -> None:
+        if not len(losses):
+            return
+        if self.mean is None:
+            self.mean, self.variance = float(losses.mean()), float(losses.var())
+            return
+        w = self.weight
+        self.mean = (1 - w) * self.mean + w * float(losses.mean())
+        self.variance = (1 - w) * self.variance + w * float(losses.var())
+
+    def within(self, losses: np.ndarray, z: float) -> bool:
+        if self.mean is None or not len(losses):
+            return True
+        return bool(float(losses.mean()) <= self.mean + z * np.sqrt(self.variance / len(losses)))

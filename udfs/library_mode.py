@@ -3,7 +3,7 @@
 It replays the job's event-time semantics in one process (watermark = newest timely event time
 minus the allowed out-of-orderness): events are triaged in arrival order, batched per
 event-time slice once the watermark passes it, featurised per user in event-time order, and
-windows close and rows are scored as the watermark moves. So it produces the same predictions
+slots and windows close and rows are scored as the watermark moves. So it produces the same predictions
 and snapshots as the Flink job. Used as the "why pay for Flink?" baseline and as a cross-check.
 
 >>> from conf.settings import load_settings
@@ -30,7 +30,7 @@ from udfs.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.slicing import spread_sample, with_slice
 from udfs.user_features import UserState
 from udfs.warm_start import warm_snapshot
-from udfs.window_trainer import WindowTrainer
+from udfs.window_trainer import ScoredSlot, SlotCost, WindowTrainer
 
 
 @dataclass
@@ -39,6 +39,12 @@ class LibraryResult:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     drift_events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    slot_costs: list[SlotCost] = field(default_factory=list)  # one per closed slot
+
+    @property
+    def window_snapshots(self) -> list[dict[str, Any]]:
+        """One per window, without the fast-mode slot updates between them."""
+        return [s for s in self.snapshots if s["update"] == "window"]
 
 
 def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
@@ -51,34 +57,49 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
     featurizer = BatchFeaturizer.from_settings(settings)
     trainer = WindowTrainer(settings, featurizer.extractor.dense_names)
     trainer_state = trainer.initial_state()
-    size, slice_ms = settings.window.size_ms, settings.batching.slice_ms
+    size, slot, slice_ms = settings.window.size_ms, settings.window.slot_ms, settings.batching.slice_ms
     users: dict[str, UserState] = {}
     slices: dict[int, list[Event]] = defaultdict(list)  # timely events not yet batched, by slice start
-    open_windows: dict[int, list[FeatureBatch]] = defaultdict(list)
+    open_slots: dict[int, list[FeatureBatch]] = defaultdict(list)
+    window_slots: dict[int, list[ScoredSlot]] = defaultdict(list)  # closed slots of open windows
     waiting: dict[int, list[FeatureBatch]] = defaultdict(list)
     index = SnapshotIndex(initial=warm_snapshot(settings))
     result = LibraryResult()
 
+    def emit(snapshot: dict[str, Any], drift_events: list[dict[str, Any]]) -> None:
+        index.add(snapshot)
+        result.snapshots.append(snapshot)
+        result.drift_events.extend(drift_events)
+
     def advance(watermark: int) -> None:
-        """What the job does when the watermark moves: batch closed slices, close windows, score rows."""
+        """What the job does when the watermark moves: batch closed slices, close slots and windows, score rows."""
         for start in sorted(s for s in slices if s + slice_ms - 1 <= watermark):
             featurized = featurizer.featurize(slices.pop(start), users)
             result.dead_letters.extend(letter.to_json() for letter in featurized.dead_letters)
-            for window, part in featurized.batch.by_window(size).items():
-                open_windows[window].append(part)
-                waiting[window].append(part)
-        for start in sorted(set(open_windows) | set(waiting)):
+            for slot_start, part in featurized.batch.by_window(slot).items():
+                open_slots[slot_start].append(part)
+                waiting[slot_start].append(part)
+        last_slots = {window + size - slot for window in window_slots}  # a window closes after its last slot
+        for start in sorted(set(open_slots) | set(waiting) | last_slots):
             if start in waiting and start - 1 <= watermark:
                 snapshot = index.serving_for(start)
                 model = index.model(snapshot)
                 for part in waiting.pop(start):
                     result.predictions.extend(predictions_json(part, score_batch(part, model), snapshot["version"]))
-            if start in open_windows and start + size - 1 <= watermark:
-                rows = FeatureBatch.concat(open_windows.pop(start), featurizer.n_dense)
-                closed = trainer.close_window(trainer_state, start, start + size, rows)
-                index.add(closed.snapshot)
-                result.snapshots.append(closed.snapshot)
+            if start + slot - 1 > watermark:
+                continue
+            window = start - start % size
+            if start in open_slots:
+                rows = FeatureBatch.concat(open_slots.pop(start), featurizer.n_dense)
+                closed = trainer.close_slot(trainer_state, start, rows)
+                window_slots[window].append(closed.scored)
+                result.slot_costs.append(closed.cost)
                 result.drift_events.extend(closed.drift_events)
+                if closed.snapshot is not None:
+                    emit(closed.snapshot, [])
+            if trainer.ends_window(start + slot) and window in window_slots:
+                closed_window = trainer.close_window(trainer_state, window, window + size, window_slots.pop(window))
+                emit(closed_window.snapshot, closed_window.drift_events)
 
     watermark = -(2**63)
     for raw in lines:

@@ -7,11 +7,15 @@ worker thread delivers each snapshot in order, retrying every call with growing 
 ``max_backoff_s``) until the server answers. Nothing is lost to an outage shorter than the
 queue; what does not arrive before the job ends is logged by the client's :meth:`reconcile`.
 
-Per window it logs the metrics (``step`` = window number, one per window: ``trained_version``
-when the snapshot has it, else ``version``) with ``decision_<kind>`` = 1 for each adaptation,
-gate or rollback decision of the window, one JSON artifact per snapshot, and every
+Per window it logs the metrics (``step`` = window number, one per window: the snapshot's ``step``,
+or ``trained_version`` in snapshots from before slots) with ``decision_<kind>`` = 1 for each adaptation,
+gate, rollback or fast-mode decision of the window, one JSON artifact per snapshot, and every
 ``register_every`` windows, on a rollback and at the end, a registered pyfunc model of the
-*serving* snapshot (``version``) with the alias ``champion`` pointing at it.
+*serving* snapshot (``version``) with the alias ``champion`` pointing at it. A fast-mode slot
+update logs its metrics as ``slot_<name>`` with a step sequence of its own (slot update 1, 2, ...)
+and ``slot_window`` (the window it lies in); its decisions go to ``decision_<kind>`` at the step of
+that window, so every decision chart is per window. All metrics carry the end of their window or
+slot in event time as their timestamp: MLflow's "Time" x axis lines the two sequences up.
 """
 
 from __future__ import annotations
@@ -37,8 +41,17 @@ _STOP = object()
 
 
 def window_step(snapshot: dict[str, Any]) -> int:
-    """The metric step of a snapshot's window: increases by one per window, across restores."""
-    return int(snapshot.get("trained_version", snapshot["version"]))
+    """The metric step of a snapshot: increases by one per window (or per slot update), across restores."""
+    return int(snapshot.get("step", snapshot.get("trained_version", snapshot["version"])))
+
+
+def is_slot_update(snapshot: dict[str, Any]) -> bool:
+    return snapshot.get("update") == "slot"
+
+
+def end_metric(snapshot: dict[str, Any]) -> str:
+    """The metric whose history says which windows (or slot updates) MLflow already has."""
+    return "slot_end" if is_slot_update(snapshot) else "window_end"
 
 
 class DeliveryAbandoned(RuntimeError):
@@ -118,20 +131,27 @@ class MlflowReporter:
 
     def log_window(self, snapshot: dict[str, Any]) -> None:
         step = window_step(snapshot)
+        slot = is_slot_update(snapshot)
+        prefix, what = ("slot_", f"slot update {step}") if slot else ("", f"window {step}")
         # Timestamp = the window's end in event time, not the wall clock: a window logged twice (a
         # retried call that had in fact gone through, or the reporter and reconcile racing) is then
         # the identical metric, which the tracking store keeps once.
         at = int(snapshot["window_end"])
-        metrics = [Metric(name, float(value), at, step) for name, value in snapshot["metrics"].items()]
-        metrics += [Metric("window_end", float(at), at, step),
-                    Metric("serving_version", float(snapshot["version"]), at, step)]
-        # Adaptation, gate and rollback decisions: a 1 at the window where each acted (details in the JSON).
-        metrics += [Metric(f"decision_{kind}", 1.0, at, step)
+        metrics = [Metric(prefix + name, float(value), at, step) for name, value in snapshot["metrics"].items()]
+        metrics += [Metric(end_metric(snapshot), float(at), at, step),
+                    Metric(prefix + "serving_version", float(snapshot["version"]), at, step)]
+        window = int(snapshot.get("window", step)) if slot else step
+        if slot:
+            metrics.append(Metric("slot_window", float(window), at, step))
+        # Adaptation, gate, rollback and fast-mode decisions: a 1 at the window where each acted (details in the JSON).
+        metrics += [Metric(f"decision_{kind}", 1.0, at, window)
                     for kind in sorted({d["kind"] for d in snapshot.get("decisions", ())})]
-        self._call(lambda: self.client.log_batch(self.run_id, metrics=metrics), f"metrics of window {step}")
-        self._call(lambda: self.client.log_dict(self.run_id, snapshot, f"snapshots/snapshot-{step:06d}.json"),
-                   f"snapshot of window {step}")
+        self._call(lambda: self.client.log_batch(self.run_id, metrics=metrics), f"metrics of {what}")
+        artifact = f"snapshots/{'slot' if slot else 'snapshot'}-{step:06d}.json"
+        self._call(lambda: self.client.log_dict(self.run_id, snapshot, artifact), f"snapshot of {what}")
         self.last_snapshot = snapshot
+        if slot:
+            return
         if any(d["kind"] == "rollback" for d in snapshot.get("decisions", ())):
             self.register(snapshot, "rollback")
         elif step % self.register_every == 0:
@@ -163,13 +183,13 @@ class MlflowReporter:
     def reconcile(self, snapshots: list[dict[str, Any]], timeout_s: float) -> int:
         """Log what the streaming path did not get to (a worker stopped mid-flush, a long outage).
 
-        Returns how many windows were logged here; points ``champion`` at the last serving
+        Returns how many windows and slot updates were logged here; points ``champion`` at the last serving
         snapshot unless it already does.
         """
         self.deadline = time.monotonic() + timeout_s
-        history = self._call(lambda: self.client.get_metric_history(self.run_id, "window_end"), "metric history")
-        logged = {m.step for m in history}
-        missing = [s for s in snapshots if window_step(s) not in logged]
+        logged = {(name, m.step) for name in ("window_end", "slot_end")
+                  for m in self._call(lambda: self.client.get_metric_history(self.run_id, name), "metric history")}
+        missing = [s for s in snapshots if (end_metric(s), window_step(s)) not in logged]
         for snapshot in missing:
             self.log_window(snapshot)
         if snapshots and self._champion_version() != snapshots[-1]["version"]:

@@ -1,12 +1,12 @@
 """Prequential scoring: which snapshot may score an event, and the prediction record.
 
-An event of window ``w`` is scored by the newest snapshot trained only on windows that ended
-at or before ``w`` started; snapshots are indexed by their window end for that lookup.
+An event of slot ``s`` is scored by the newest snapshot whose training ended at or before ``s``
+started (a window's, or a fast-mode slot update's); snapshots are indexed by their end for that lookup.
 
 >>> idx = SnapshotIndex()
 >>> idx.add({"version": 1, "window_end": 600, "parameters": None})
 >>> idx.add({"version": 2, "window_end": 900, "parameters": None})
->>> idx.serving_for(window_start=600)["version"], idx.serving_for(window_start=300)["version"]
+>>> idx.serving_for(slot_start=600)["version"], idx.serving_for(slot_start=300)["version"]
 (1, 0)
 """
 
@@ -25,7 +25,7 @@ _INITIAL = {"version": 0, "window_end": None, "parameters": None}
 
 
 class SnapshotIndex:
-    """Snapshots by window end, plus their decoded models (decoded once, used per event)."""
+    """Snapshots by the end of their window or slot, plus their decoded models (decoded once, used per event)."""
 
     def __init__(self, initial: dict[str, Any] | None = None) -> None:
         self.initial = initial or _INITIAL
@@ -40,8 +40,8 @@ class SnapshotIndex:
         self.snapshots[end] = snapshot
         self.models.pop(snapshot["version"], None)
 
-    def serving_for(self, window_start: int) -> dict[str, Any]:
-        i = bisect.bisect_right(self.ends, window_start)
+    def serving_for(self, slot_start: int) -> dict[str, Any]:
+        i = bisect.bisect_right(self.ends, slot_start)
         return self.snapshots[self.ends[i - 1]] if i else self.initial
 
     def model(self, snapshot: dict[str, Any]) -> Model | None:

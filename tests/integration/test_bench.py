@@ -30,6 +30,12 @@ def test_bench_writes_every_figure(tmp_path: Path) -> None:
     assert [(r["kind"], r["window_events"]) for r in figures["training_scaling"]] == [
         (kind, size) for kind in ("logistic", "mlp", "ensemble") for size in (1000, 10000)]
     assert all(r["seconds"] > 0 and r["device"] == "cpu" for r in figures["training_scaling"])
+    slots = figures["slot_costs"]
+    assert slots["slots"] > 0 and 0 < slots["check_seconds"]["p50"] <= slots["check_seconds"]["p99"], slots
+    assert "checks p50" in proc.stdout and "fast-mode update p50" in proc.stdout
+    slot_s = slots["slot_ms"] / 1000
+    assert slots["check_seconds"]["p99"] < slot_s / 10, "a slot's checks must cost well under the slot's length"
+    assert slots["update_seconds"] is None or slots["update_seconds"]["p99"] < slot_s / 10, slots
     scaling = figures["user_scaling"]
     assert [(r["users"], r["predictions"]) for r in scaling["runs"]] == [(1000, 3000), (2000, 3000)]
     assert all(r["events_per_s"] > 0 and r["peak_rss_mib"] > 50 for r in scaling["runs"]), scaling

@@ -23,6 +23,7 @@ from udfs.mlflow_reporter import window_step
 from udfs.stream_generator import CovariateShift, StreamSpec
 
 WINDOW_MS = 300_000
+SLOT_MS = 30_000
 ALPHA = 0.05
 STATIONARY = StreamSpec(n_events=40_000, n_users=1_000, duration_s=3 * 3600.0, seed=11)
 DUPLICATES = 7  # valid events sent twice in a row: the second copy is a dead letter
@@ -70,19 +71,19 @@ def test_exactly_one_prediction_per_valid_event(stationary_run):
     assert all(isinstance(p["model_version"], int) for p in outputs(out, "predictions"))
 
 
-def test_each_event_is_scored_by_the_newest_model_trained_before_its_window(stationary_run):
+def test_each_event_is_scored_by_the_newest_model_trained_before_its_slot(stationary_run):
     out, _, _ = stationary_run
     snapshots = read_snapshots(out)
     assert [s["trained_version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
-    ends = [s["window_end"] for s in snapshots]
+    ends = [s["window_end"] for s in snapshots]  # of windows and of fast-mode slot updates
     for p in outputs(out, "predictions"):
-        newest = bisect.bisect_right(ends, window_start(p["event_time"], WINDOW_MS))
+        newest = bisect.bisect_right(ends, window_start(p["event_time"], SLOT_MS))
         assert p["model_version"] == (snapshots[newest - 1]["version"] if newest else 0), p
 
 
 def test_model_learns_on_a_stationary_stream(stationary_run):
     out, _, _ = stationary_run
-    snapshots = read_snapshots(out)
+    snapshots = [s for s in read_snapshots(out) if s["update"] == "window"]
     assert len(snapshots) >= 30
     late = [s["metrics"] for s in snapshots[10:]]
     weights = [m["examples"] for m in late]
@@ -99,7 +100,7 @@ def test_model_learns_on_a_stationary_stream(stationary_run):
 
 def test_false_alarms_per_window_within_alpha(stationary_run):
     out, _, _ = stationary_run
-    windows = len(outputs(out, "snapshots"))
+    windows = len([s for s in outputs(out, "snapshots") if s["update"] == "window"])
     drift = outputs(out, "drift")
     assert len(drift) / windows <= ALPHA, drift
 
@@ -119,7 +120,9 @@ def test_run_summary_is_written_and_consistent(stationary_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["predictions"] == len(events)
     assert summary["dead_letters"] == len(corpus) + DUPLICATES
-    assert summary["windows"] == len(outputs(out, "snapshots"))
+    snapshots = outputs(out, "snapshots")
+    assert summary["windows"] + summary["slot_updates"] == len(snapshots)
+    assert summary["windows"] == len([s for s in snapshots if s["update"] == "window"])
 
 
 def test_covariate_shift_is_detected_within_two_windows(tmp_path):
@@ -193,5 +196,5 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     by_step: dict[int, set[float]] = {}
     for metric in client.get_metric_history(run.info.run_id, "logloss"):
         by_step.setdefault(metric.step, set()).add(round(metric.value, 12))
-    assert sorted(by_step) == [window_step(s) for s in read_snapshots(reference)]
+    assert sorted(by_step) == [window_step(s) for s in read_snapshots(reference) if s["update"] == "window"]
     assert all(len(values) == 1 for values in by_step.values()), "a window was logged twice with different values"

@@ -117,7 +117,8 @@ def test_window_trainer_snapshots_the_kind_and_the_ensemble_logs_its_weights(kin
                         dense=dense, buckets=np.full((n, 3), -1))
     trainer = WindowTrainer(settings, names)
     state = trainer.initial_state()
-    snapshots = [trainer.close_window(state, w * 300_000, (w + 1) * 300_000, rows).snapshot for w in range(3)]
+    snapshots = [trainer.close_window(state, w * 300_000, (w + 1) * 300_000,
+                                      [trainer.close_slot(state, w * 300_000, rows).scored]).snapshot for w in range(3)]
     assert {s["parameters"]["kind"] for s in snapshots} == {kind}
     assert snapshots[-1]["metrics"]["logloss"] < 0.5
     weights = {k: v for k, v in snapshots[-1]["metrics"].items() if k.startswith("ensemble_weight_")}

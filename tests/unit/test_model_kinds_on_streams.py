@@ -20,12 +20,12 @@ ENSEMBLE = ["model.kind=ensemble"]
 
 
 def window_loglosses(lines: list[str], *overrides: str) -> list[float]:
-    snapshots = run_library(load_settings(overrides=list(overrides)), lines).snapshots
+    snapshots = run_library(load_settings(overrides=list(overrides)), lines).window_snapshots
     return [s["metrics"]["logloss"] for s in snapshots]
 
 
 def from_window_10(lines: list[str], *overrides: str) -> float:
-    snapshots = run_library(load_settings(overrides=list(overrides)), lines).snapshots[9:]
+    snapshots = run_library(load_settings(overrides=list(overrides)), lines).window_snapshots[9:]
     return float(np.average([s["metrics"]["logloss"] for s in snapshots],
                             weights=[s["metrics"]["examples"] for s in snapshots]))
 
