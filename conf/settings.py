@@ -294,8 +294,6 @@ class AdaptationSettings(_Section):
     # per window once this many slots in a row have a loss within the calm band (udfs/adaptation.py).
     fast_mode: bool = True
     calm_slots: int = Field(3, ge=1)
-    # Tests only: this window's candidate (1-based window number) gets its weights flipped and tripled.
-    corrupt_candidate_at_window: int | None = Field(None, ge=1)
 
 
 class MlflowSettings(_Section):

@@ -38,7 +38,7 @@ class Learner(Protocol):
         """Forget optimizer moments (adaptation's ``lr_boost``)."""
 
     def corrupt(self) -> None:
-        """Make the learner confidently wrong (``adaptation.corrupt_candidate_at_window``: tests of gate and rollback)."""
+        """Make the learner confidently wrong (tests of the gate and rollback)."""
 
     def window_metrics(self) -> dict[str, float]:
         """Figures of the last update worth logging per window (empty for most kinds)."""

@@ -226,15 +226,9 @@ class WindowTrainer:
         train = labeled & ~holdout & untrained
         # A window with concept drift, found by its slots, trains its rows as a drifted window.
         params = self._train_params(state, retrain=concept or any(s.trained for s in slots))
-        if train.any():
-            learner.fit(dense[train], buckets[train], labels[train], params)
+        decisions += self.train_candidate(state, rows, train, params)
         state.labeled_seen += int(labeled.sum())
         state.positives_seen += int(y.sum())
-        state.version += 1
-        state.windows += 1
-        if state.windows == self.adaptation.corrupt_candidate_at_window:
-            learner.learner.corrupt()
-            decisions.append({"kind": "corrupted_for_test", "reason": "adaptation.corrupt_candidate_at_window"})
         rolled_back = any(d["kind"] == "rollback" for d in decisions)
         if rolled_back:  # the restored snapshot serves the next window; the learner competes again after it
             decisions.append({"kind": "candidate_held", "reason": "rolled back in this window"})
@@ -251,6 +245,17 @@ class WindowTrainer:
         snapshot["drift"] = drift_events
         snapshot["decisions"] = decisions
         return WindowResult(snapshot, drift_events)
+
+    def train_candidate(self, state: TrainerState, rows: FeatureBatch, train: np.ndarray,
+                        params: TrainParams) -> list[dict[str, Any]]:
+        """Trains the learner on the window's ``train`` rows: it becomes the window's candidate
+        (``state.windows`` numbers it). Returns the decisions taken on the way: none here, since
+        training decides nothing; a subclass that alters the candidate records what it did."""
+        if train.any():
+            state.model.fit(rows.dense[train], rows.buckets[train], rows.labels[train], params)
+        state.version += 1
+        state.windows += 1
+        return []
 
     def _check_concept(self, state: TrainerState, y: np.ndarray, probs: np.ndarray,
                        losses: np.ndarray) -> list[Detection]:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -45,17 +45,14 @@ def job_command(input_file: Path | None, out: Path, *overrides: str, module: str
 
 
 def run_job(input_file: Path | None, out: Path, *overrides: str, resume: str | None = None,
-            fail_once: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+            faults: Sequence[str] = ()) -> subprocess.CompletedProcess:
     """Runs the job to its end; fails the test with the job's own output on error.
 
-    ``fail_once``: (operator, records): that operator raises once after so many records
-    (tests/integration/faulty_job.py), and Flink recovers from the last checkpoint.
+    ``faults``: arguments of tests/faulty_job.py, e.g. ``("--fail", "trainer", "--after", "500")``:
+    the job runs with that fault injected.
     """
-    if fail_once is None:
-        cmd = job_command(input_file, out, *overrides)
-    else:
-        cmd = job_command(input_file, out, *overrides, module="tests.integration.faulty_job")
-        cmd += ["--fail", fail_once[0], "--after", str(fail_once[1])]
+    module = "tests.faulty_job" if faults else "jobs.online_learning"
+    cmd = job_command(input_file, out, *overrides, module=module) + list(faults)
     cmd += ["--resume", resume] if resume else []
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert proc.returncode == 0, f"job failed ({' '.join(cmd)}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"

@@ -24,8 +24,9 @@ def rollback_run(tmp_path_factory, mlflow_server: str) -> tuple[Path, MlflowClie
     write_stream(tmp / "events.jsonl", STREAM)
     run_job(tmp / "events.jsonl", tmp / "out", f"mlflow.tracking_uri={mlflow_server}",
             "mlflow.experiment=rollback", f"mlflow.registered_model={MODEL}", "mlflow.register_every_windows=100",
-            "adaptation.gate=false", "adaptation.corrupt_candidate_at_window=10",
-            "adaptation.fast_mode=false")  # with fast mode, slot updates replace the bad model before a rollback
+            "adaptation.gate=false",
+            "adaptation.fast_mode=false",  # with fast mode, slot updates replace the bad model before a rollback
+            faults=("--corrupt-candidate-at", "10"))
     return tmp / "out", MlflowClient(mlflow_server)
 
 

@@ -74,7 +74,7 @@ def test_a_failure_mid_fast_mode_changes_no_prediction_version_or_score(stream, 
     middle = (on + off) // 2
     fail_after = sum(1 for t in times if t < middle)
     proc = run_job(events_file, tmp_path / "out", *OVERRIDES, "mlflow.enabled=false",
-                   fail_once=("trainer", fail_after))
+                   faults=("--fail", "trainer", "--after", str(fail_after)))
     marker = tmp_path / "out" / "checkpoints" / "injected-failure-trainer"
     assert marker.exists(), proc.stdout[-2000:]
     # The trainer failed while the rows it had received reached into the fast-mode period.

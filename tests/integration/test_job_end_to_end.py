@@ -178,7 +178,7 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     reference = kind_runs(kind)
     proc = run_job(stationary_run[0].parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
                    "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000", f"model.kind={kind}",
-                   fail_once=("user-features", 15_000))
+                   faults=("--fail", "user-features", "--after", "15000"))
     assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
 
     committed = outputs(tmp_path / "out", "predictions")

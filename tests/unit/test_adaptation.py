@@ -9,6 +9,7 @@ import pytest
 
 from conf.settings import SettingsError, load_settings
 from jobs.online_learning import resolve_warm_start
+from tests.faulty_job import corrupting_trainer
 from udfs.library_mode import LibraryResult, run_library
 from udfs.stream_generator import StreamSpec, generate_events
 
@@ -80,8 +81,14 @@ def served_versions(result: LibraryResult) -> dict[str, int]:
     return {p["event_id"]: p["model_version"] for p in map(json.loads, result.predictions)}
 
 
-def test_gate_blocks_a_corrupted_candidate(stationary_lines):
-    result = run_library(load_settings(overrides=["adaptation.corrupt_candidate_at_window=10"]), stationary_lines)
+@pytest.fixture
+def corrupt_tenth_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Library mode trains with a trainer that makes window 10's candidate confidently wrong."""
+    monkeypatch.setattr("udfs.library_mode.WindowTrainer", corrupting_trainer(10))
+
+
+def test_gate_blocks_a_corrupted_candidate(stationary_lines, corrupt_tenth_candidate):
+    result = run_library(load_settings(), stationary_lines)
     tenth = result.snapshots[9]
     kinds = [d["kind"] for d in tenth["decisions"]]
     assert "corrupted_for_test" in kinds and "gate_blocked" in kinds
@@ -90,10 +97,9 @@ def test_gate_blocks_a_corrupted_candidate(stationary_lines):
     assert all(d["kind"] != "gate_blocked" for s in result.snapshots[:9] for d in s["decisions"])
 
 
-def test_rollback_restores_the_previous_snapshot_when_a_bad_one_got_through(stationary_lines):
+def test_rollback_restores_the_previous_snapshot_when_a_bad_one_got_through(stationary_lines, corrupt_tenth_candidate):
     # Fast mode off: with it, the first slots scored by the bad model switch to slot updates before any rollback.
-    settings = load_settings(overrides=["adaptation.corrupt_candidate_at_window=10", "adaptation.gate=false",
-                                        "adaptation.fast_mode=false"])
+    settings = load_settings(overrides=["adaptation.gate=false", "adaptation.fast_mode=false"])
     result = run_library(settings, stationary_lines)
     assert result.snapshots[9]["version"] == 10  # no gate: the corrupted candidate serves one window
     rollback = [d for d in result.snapshots[10]["decisions"] if d["kind"] == "rollback"]

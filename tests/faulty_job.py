@@ -1,0 +1,103 @@
+"""The job with a fault the tests inject: an operator that fails once, or a corrupted candidate model.
+
+    python -m tests.faulty_job --fail user-features --after 15000 [job arguments]
+    python -m tests.faulty_job --corrupt-candidate-at 10 [job arguments]
+
+Production code carries no fault hook: this swaps an operator class of the job's graph for a
+subclass before the graph is built. Run as ``-m``, the subclasses are defined in ``__main__``, so
+PyFlink ships them to the workers by value.
+
+- ``--fail``: the first subtask to pass ``--after`` records leaves a marker file in the job's
+  checkpoint folder and raises; after the restart the marker stops it failing again.
+- ``--corrupt-candidate-at N``: the trainer makes window N's candidate confidently wrong, for
+  tests of the gate and rollback (library-mode tests use :func:`corrupting_trainer` directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+import numpy as np
+from pyflink.datastream.functions import RuntimeContext
+
+from jobs import online_learning, pipeline
+from operators.user_features import LINE_SEPARATOR
+from udfs.feature_batch import FeatureBatch
+from udfs.learner import TrainParams
+from udfs.window_trainer import TrainerState, WindowTrainer
+
+# operator -> (its class in jobs.pipeline, the method that receives records, records in one call)
+FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {
+    "parse": ("TriageLines", "eval", len),
+    "user-features": ("UserFeatures", "process_element", lambda batch: batch.lines.count(LINE_SEPARATOR) + 1),
+    "trainer": ("TrainOnWindows", "process_element", lambda keyed: len(keyed[1])),
+    "predictor": ("ScoreEvents", "process_element", lambda keyed: len(keyed[1])),
+}
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def failing_once(operator: str, after: int) -> type:
+    """The operator's class, raising once after ``after`` records."""
+    class_name, method, records = FAULTS[operator]
+    base = getattr(pipeline, class_name)
+    original = getattr(base, method)
+
+    def process(self: Any, first: Any, *rest: Any) -> Any:
+        self.injected_seen = getattr(self, "injected_seen", 0) + records(first)
+        marker = self.settings.checkpoint_dir() / f"injected-failure-{operator}"
+        if self.injected_seen >= after and not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(self.injected_seen))
+            raise InjectedFailure(f"injected failure in '{operator}' after {self.injected_seen} records")
+        return original(self, first, *rest)
+
+    return type(f"FailingOnce{class_name}", (base,), {method: process})
+
+
+def corrupting_trainer(at_window: int) -> type[WindowTrainer]:
+    """The window trainer, with the candidate of window ``at_window`` made confidently wrong."""
+
+    class CorruptingTrainer(WindowTrainer):
+        def train_candidate(self, state: TrainerState, rows: FeatureBatch, train: np.ndarray,
+                            params: TrainParams) -> list[dict[str, Any]]:
+            decisions = super().train_candidate(state, rows, train, params)
+            if state.windows == at_window:
+                state.model.learner.corrupt()
+                decisions.append({"kind": "corrupted_for_test", "reason": f"the test corrupts window {at_window}"})
+            return decisions
+
+    return CorruptingTrainer
+
+
+def corrupting_operator(at_window: int) -> type:
+    """The trainer operator, training with :func:`corrupting_trainer`."""
+    trainer = corrupting_trainer(at_window)
+
+    class CorruptingTrainOnWindows(pipeline.TrainOnWindows):
+        def open(self, runtime_context: RuntimeContext) -> None:
+            super().open(runtime_context)
+            self.trainer = trainer(self.settings, self.dense_names)
+
+    return CorruptingTrainOnWindows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fail", choices=sorted(FAULTS), help="the operator that fails once")
+    parser.add_argument("--after", type=int, default=1, help="records it handles before it fails")
+    parser.add_argument("--corrupt-candidate-at", type=int, metavar="WINDOW", help="the window whose candidate is corrupted")
+    args, job_args = parser.parse_known_args(argv)
+    if args.fail:
+        setattr(pipeline, FAULTS[args.fail][0], failing_once(args.fail, args.after))
+    if args.corrupt_candidate_at:
+        pipeline.TrainOnWindows = corrupting_operator(args.corrupt_candidate_at)
+    return online_learning.main(job_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
