@@ -107,7 +107,7 @@ class KafkaSettings(_Section):
 
 
 class ParquetSettings(_Section):
-    """How Parquet input maps onto the event schema (udfs/parquet_events.py)."""
+    """How Parquet input maps onto the event schema (udfs/features/parquet_events.py)."""
 
     # Event field -> Parquet column, where they differ: {"event_time": "ts", "features": "attrs"}.
     columns: dict[Literal["event_id", "user_id", "item_id", "event_time", "label", "features"], str] = {}
@@ -141,7 +141,7 @@ class ValidationSettings(_Section):
 
 
 class FeatureSettings(_Section):
-    """Feature columns: names, or ``auto`` to infer them from a sample of the input (udfs/schema.py).
+    """Feature columns: names, or ``auto`` to infer them from a sample of the input (udfs/features/schema.py).
 
     The class defaults name the built-in generator's features (for library code and tests);
     conf/local.yaml, the CLI's default config, says ``auto``. The client resolves ``auto`` before the
@@ -181,7 +181,7 @@ class FeatureSettings(_Section):
         """The numeric and categorical columns, once ``auto`` has been resolved from the input."""
         if self.numeric == "auto" or self.categorical == "auto":
             raise SettingsError("features.numeric/features.categorical: 'auto' is resolved from a sample of the "
-                                "input before the job starts (udfs/schema.py); name the features to use them here")
+                                "input before the job starts (udfs/features/schema.py); name the features to use them here")
         return self.numeric, self.categorical
 
 
@@ -249,7 +249,7 @@ class BatchingSettings(_Section):
     stream waits up to one slice plus ``source.max_out_of_orderness_ms`` before it is scored, so
     keep slices short there. ``auto`` picks, at start-up, one second for Kafka and, for files,
     the longest slice (at most a window) whose batches hold about ``target_batch_events``
-    (udfs/slicing.py). Results do not depend on these settings. ``shards`` caps the useful
+    (udfs/features/slicing.py). Results do not depend on these settings. ``shards`` caps the useful
     parallelism of the per-user operators.
     """
 
@@ -273,7 +273,7 @@ class DriftSettings(_Section):
 
 
 class AdaptationSettings(_Section):
-    """What the trainer does about concept drift and bad models (udfs/adaptation.py)."""
+    """What the trainer does about concept drift and bad models (udfs/drift/adaptation.py)."""
 
     # On concept drift (loss or error-rate detection), in this order; [] turns adaptation off.
     policies: tuple[Literal["lr_boost", "reset_weights", "retrain_window"], ...] = ("lr_boost", "reset_weights", "retrain_window")
@@ -291,7 +291,7 @@ class AdaptationSettings(_Section):
     rollback_tolerance: float = Field(0.25, ge=0)
     recent_snapshots: int = Field(4, ge=1)
     # Fast mode: a concept check that fires at a slot switches to one update per slot; back to one
-    # per window once this many slots in a row have a loss within the calm band (udfs/adaptation.py).
+    # per window once this many slots in a row have a loss within the calm band (udfs/drift/adaptation.py).
     fast_mode: bool = True
     calm_slots: int = Field(3, ge=1)
 
@@ -328,7 +328,7 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _drift_features_known(self) -> Settings:
         if self.features.numeric == "auto":
-            return self  # checked once the schema is known (udfs/schema.py)
+            return self  # checked once the schema is known (udfs/features/schema.py)
         unknown = sorted(set(self.drift.features or ()) - set(self.features.numeric))
         if unknown:
             raise ValueError(f"drift.features: {unknown} are not in features.numeric")

@@ -2,8 +2,8 @@
 
 Reads the files once to count newlines and takes lines at evenly spaced byte offsets, so a
 multi-gigabyte replay costs one sequential read, not a parse of every line. On Kafka the sample is
-the topics' first records. The sample sizes the event-time slices (udfs/slicing.py) and finds the
-features (udfs/schema.py).
+the topics' first records. The sample sizes the event-time slices (udfs/features/slicing.py) and finds the
+features (udfs/features/schema.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from conf.settings import KafkaSettings, ParquetSettings, SettingsError
-from udfs.events import parse_time
-from udfs.parquet_events import read_parquet_lines
-from udfs.slicing import SAMPLE_LINES
+from udfs.features.events import parse_time
+from udfs.features.parquet_events import read_parquet_lines
+from udfs.features.slicing import SAMPLE_LINES
 
 CHUNK_BYTES = 1 << 20
 
@@ -66,7 +66,7 @@ def count_lines(paths: list[str]) -> int:
 def kafka_sample(k: KafkaSettings, size: int, timeout_s: float) -> list[str]:
     """Up to ``size`` records from the start of the configured topics, waiting at most ``timeout_s``
     per topic (an empty or young topic gives fewer)."""
-    from scripts.kafka_tools import consume  # kafka-python: only a Kafka source needs it
+    from jobs.kafka_client import consume  # kafka-python: only a Kafka source needs it
 
     sample: list[str] = []
     for topic in k.topics:

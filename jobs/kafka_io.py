@@ -8,8 +8,6 @@ the MiniCluster through ``pipeline.jars`` (``--jarfile`` for ``flink run``).
 from __future__ import annotations
 
 from pyflink.common import SimpleStringSchema
-from pyflink.java_gateway import get_gateway
-from pyflink.util.java_utils import get_java_class
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetsInitializer,
@@ -17,9 +15,11 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSink,
     KafkaSource,
 )
+from pyflink.java_gateway import get_gateway
+from pyflink.util.java_utils import get_java_class
 
 from conf.settings import KafkaSettings
-from scripts.fetch_deps import kafka_jars
+from jobs.fetched_deps import kafka_jars
 
 __all__ = ["kafka_jars", "kafka_source", "kafka_sink"]
 

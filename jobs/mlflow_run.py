@@ -12,8 +12,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conf.settings import Settings, SettingsError
-from udfs.mlflow_reporter import MlflowReporter
-from udfs.pyfunc_model import SNAPSHOT_ARTIFACT
+from udfs.tracking.mlflow_reporter import MlflowReporter
+from udfs.tracking.pyfunc_model import SNAPSHOT_ARTIFACT
 
 RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
 

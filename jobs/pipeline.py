@@ -27,24 +27,28 @@ from pathlib import Path
 from pyflink.common import Configuration, Encoder, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
-from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.datastream.connectors.file_system import (
-    FileSink, FileSource, OutputFileConfig, RollingPolicy, StreamFormat,
+    FileSink,
+    FileSource,
+    OutputFileConfig,
+    RollingPolicy,
+    StreamFormat,
 )
+from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 from pyflink.table.udf import udf
 
 from conf.settings import Settings
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
-from operators.mlflow_reporting import ReportToMlflow
-from operators.parse_events import TRIAGE_TYPE, TriageLines
-from operators.passthrough import ConstantPredictions
-from operators.predictor import SNAPSHOTS, ScoreEvents
+from operators.constant_predictions import ConstantPredictions
+from operators.featurize_users import LINE_SEPARATOR, UserFeatures
+from operators.report_to_mlflow import ReportToMlflow
+from operators.score_events import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
-from operators.user_features import LINE_SEPARATOR, UserFeatures
-from operators.window_trainer import TrainOnWindows
-from udfs.user_features import UserFeatureExtractor
+from operators.train_on_windows import TrainOnWindows
+from operators.triage_lines import TRIAGE_TYPE, TriageLines
+from udfs.features.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
 LEARNING_SLOTS = "learning"

@@ -6,14 +6,8 @@ ETA; a Kafka stream has no end, so it shows how far the job's consumer group tra
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from conf.settings import KafkaSettings
-
-KAFKA_TIMEOUT_MS = 3000
 
 
 def format_duration(seconds: float) -> str:
@@ -74,25 +68,3 @@ class ProgressLine:
         if lag is not None:
             text += f", consumer lag {lag:,} records"
         return text
-
-
-def consumer_lag(kafka: KafkaSettings) -> int | None:
-    """Records in the input topics past the job's committed offsets (committed on checkpoints);
-    None when the broker does not answer or the group has committed nothing yet."""
-    from kafka import KafkaAdminClient, KafkaConsumer  # only Kafka runs pay for the client
-
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # an unreachable broker is a None here, not a log storm
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=KAFKA_TIMEOUT_MS)
-        consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=KAFKA_TIMEOUT_MS)
-        try:
-            committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(kafka.group_id).items()
-                         if tp.topic in kafka.topics}
-            if not committed:
-                return None
-            ends = consumer.end_offsets(list(committed))
-            return sum(max(ends[tp] - offset, 0) for tp, offset in committed.items())
-        finally:
-            consumer.close()
-            admin.close()
-    return None

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from udfs.schema import FeatureSchema
+from udfs.features.schema import FeatureSchema
 
 LATE_WINDOW_FROM = 10  # "after warm-up": windows 10+ are where learning is judged
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyflink.metrics import MetricGroup
 
-from udfs.events import DeadLetter
+from udfs.features.events import DeadLetter
 
 
 class DeadLetterCounters:

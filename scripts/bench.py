@@ -34,14 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a plain script from anywhere: make the project's packages importable.
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from conf.settings import load_settings
+from scripts.kafka_latency import measure_latency
+from scripts.river_baseline import river_python
+from udfs.sim.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl
 
-from conf.settings import load_settings  # noqa: E402
-from scripts.kafka_latency import measure_latency  # noqa: E402
-from scripts.river_baseline import river_python  # noqa: E402
-from udfs.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
 
@@ -104,8 +102,8 @@ def _generate(path: Path, events: int, users: int, numeric: int, duration_s: flo
 
 
 def worker_passthrough(input_file: str, overrides: list[str]) -> dict:
-    from jobs.online_learning import resolve_slice
     from jobs.pipeline import build_passthrough, create_environment
+    from jobs.preparation import resolve_slice
     settings = resolve_slice(load_settings(overrides=overrides), [input_file])
     env = create_environment(settings)
     build_passthrough(env, settings, [input_file])
@@ -139,8 +137,8 @@ def worker_java_passthrough(input_file: str, overrides: list[str]) -> dict:
 
 
 def worker_full(input_file: str, overrides: list[str]) -> dict:
-    from jobs.online_learning import run
     from jobs.run_summary import read_snapshots
+    from jobs.runner import run
     settings = load_settings(overrides=["source.kind=file", f"source.path={input_file}", *overrides])
     summary = run(settings)
     updates = [s["metrics"]["update_seconds"] for s in read_snapshots(settings.output_dir()) if s["update"] == "window"]
@@ -149,7 +147,7 @@ def worker_full(input_file: str, overrides: list[str]) -> dict:
 
 
 def worker_library(input_file: str, overrides: list[str]) -> dict:
-    from udfs.library_mode import run_library
+    from udfs.offline.library_mode import run_library
     settings = load_settings(overrides=overrides)
     lines = Path(input_file).read_text().splitlines()
     started = time.perf_counter()
@@ -171,10 +169,10 @@ TRAINING_KINDS = {"logistic": [], "mlp": ["model.kind=mlp", "model.hidden_units=
 def training_scaling(sizes: list[int], n_numeric: int) -> list[dict]:
     """Seconds for one window update at each size (same features as the job), per model kind, on the device
     ``model.device=auto`` picks (the CPU where no GPU is visible)."""
-    from udfs.devices import training_device
-    from udfs.feature_batch import FeatureBatch
-    from udfs.user_features import UserFeatureExtractor
-    from udfs.window_trainer import WindowTrainer
+    from udfs.features.feature_batch import FeatureBatch
+    from udfs.features.user_features import UserFeatureExtractor
+    from udfs.learning.devices import training_device
+    from udfs.learning.window_trainer import WindowTrainer
     features = [f"features.numeric={json.dumps(numeric_feature_names(n_numeric))}"]
     results = []
     for kind, overrides in TRAINING_KINDS.items():
@@ -204,7 +202,7 @@ def slot_costs(a: argparse.Namespace, features: list[str]) -> dict:
     """Per-slot cost at the bench's event rate: scoring and concept checks of every slot, and the
     fast-mode updates, on an hour of the bench's stream with an abrupt concept drift half way
     (library mode: the trainer's own udfs/ code, without Flink's overhead around it)."""
-    from udfs.library_mode import run_library
+    from udfs.offline.library_mode import run_library
     rate = a.events / a.duration_s
     spec = StreamSpec(n_events=int(rate * 3600), n_users=a.users, n_numeric=a.numeric, n_categorical=2,
                       duration_s=3600.0, seed=1, concept_drift_at_s=1800.0)

@@ -20,16 +20,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
-# Runnable as `python scripts/broker.py` from anywhere: put the repo root (not scripts/) on the import path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
-from kafka import KafkaAdminClient  # noqa: E402
-from kafka.errors import KafkaError  # noqa: E402
-
-from scripts.fetch_deps import tansu_binary  # noqa: E402
+from jobs.fetched_deps import tansu_binary
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -3,7 +3,7 @@
     python scripts/evaluate.py [--events 30000] [--engine flink|library] [--streams sea,hyperplane,...]
                                [--model logistic,mlp,ensemble] [--json evaluation.json]
 
-For each stream of udfs/reference_streams.py (abrupt, gradual, covariate shift, recurring,
+For each stream of udfs/sim/reference_streams.py (abrupt, gradual, covariate shift, recurring,
 stationary non-linear) it runs the job once per model kind (by default the real Flink job on the
 local MiniCluster; ``--engine library`` runs the same udfs/ in one process, with identical
 results), then three baselines on the same events and features: a static model trained on the
@@ -29,17 +29,16 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from conf.settings import Settings, load_settings
+from jobs.run_summary import read_jsonl_dir, read_snapshots
+from scripts.river_baseline import river_python
+from udfs.features.events import window_start
+from udfs.features.user_features import FeatureRow, UserFeatureExtractor
+from udfs.offline.baselines import OnlineSGD, StaticBaseline, feature_rows, per_window
+from udfs.offline.library_mode import run_library
+from udfs.sim.reference_streams import REFERENCE_STREAMS, ReferenceStream, drift_times_ms, generate, job_overrides
 
-from conf.settings import Settings, load_settings  # noqa: E402
-from jobs.run_summary import read_jsonl_dir, read_snapshots  # noqa: E402
-from udfs.baselines import OnlineSGD, StaticBaseline, feature_rows, per_window  # noqa: E402
-from udfs.events import window_start  # noqa: E402
-from udfs.library_mode import run_library  # noqa: E402
-from udfs.reference_streams import REFERENCE_STREAMS, ReferenceStream, drift_times_ms, generate, job_overrides  # noqa: E402
-from udfs.user_features import FeatureRow, UserFeatureExtractor  # noqa: E402
-from scripts.river_baseline import river_python  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 STATIC_TRAIN_WINDOWS = 4
 SETTLED_FROM_WINDOW = 10  # a stream without drift is judged from this window on

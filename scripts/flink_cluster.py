@@ -33,11 +33,8 @@ from typing import Any
 
 import yaml
 
-# Runnable as `python scripts/flink_cluster.py` from anywhere: put the repo root (not scripts/) on the import path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.broker import free_port, port_open, wait_until  # noqa: E402
-from scripts.fetch_deps import kafka_jars  # noqa: E402
+from jobs.fetched_deps import kafka_jars
+from scripts.broker import free_port, port_open, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".cache" / "flink-cluster"

@@ -12,10 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# Runnable as a plain script from anywhere: put the repo root (not scripts/) on the import path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from udfs.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl  # noqa: E402
+from udfs.sim.stream_generator import CovariateShift, StreamSpec, generate_events, write_jsonl
 
 
 def covariate_shift(text: str) -> CovariateShift:

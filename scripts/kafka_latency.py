@@ -31,7 +31,7 @@ from kafka import KafkaConsumer
 
 from scripts.broker import Broker, wait_until
 from scripts.kafka_tools import create_topics, replay_lines
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
 LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=200",

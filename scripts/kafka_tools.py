@@ -18,25 +18,14 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
-from typing import NamedTuple
 
-# Runnable as `python scripts/kafka_tools.py` from anywhere: put the repo root (not scripts/) on the import path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
-from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
-from kafka.errors import TopicAlreadyExistsError  # noqa: E402
-
-from scripts.broker import PROGRESS_EVERY_S  # noqa: E402
-from udfs.stream_generator import StreamSpec, generate_events  # noqa: E402
-
-
-class Record(NamedTuple):
-    key: bytes | None
-    value: bytes
-    partition: int
-    offset: int
-    timestamp: int
+from jobs.kafka_client import records
+from scripts.broker import PROGRESS_EVERY_S
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 
 def create_topics(bootstrap: str, specs: Iterable[str]) -> None:
@@ -95,37 +84,6 @@ def replay_lines(bootstrap: str, topic: str, lines: Iterable[bytes | str], rate:
     return count
 
 
-def records(bootstrap: str, topic: str, timeout_s: float | None, from_beginning: bool = True) -> Iterator[Record]:
-    """Yields the topic's records as they arrive until ``timeout_s`` passed (None: forever).
-
-    No consumer group: every partition is read, nothing is committed.
-    """
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest" if from_beginning else "latest")
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            wait_ms = 500 if deadline is None else max(1, min(500, int((deadline - time.monotonic()) * 1000)))
-            for batch in consumer.poll(timeout_ms=wait_ms).values():
-                for r in batch:
-                    yield Record(r.key, r.value, r.partition, r.offset, r.timestamp)
-    finally:
-        consumer.close()
-
-
-def consume(bootstrap: str, topic: str, expected: int | None, timeout_s: float) -> list[Record]:
-    """Records from the beginning until ``expected`` arrived or ``timeout_s`` passed (None: read till then)."""
-    out: list[Record] = []
-    if expected == 0:
-        return out
-    with contextlib.closing(records(bootstrap, topic, timeout_s)) as stream:  # closes the consumer on break
-        for record in stream:
-            out.append(record)
-            if len(out) == expected:
-                break
-    return out
-
-
 def _file_lines(path: Path) -> Iterator[bytes]:
     """The file's lines as raw bytes without their line ending; empty lines are skipped."""
     with path.open("rb") as f:
@@ -151,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--topic", required=True)
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", type=Path, help="JSONL file")
-    source.add_argument("--generate", action="store_true", help="udfs.stream_generator's stream")
+    source.add_argument("--generate", action="store_true", help="udfs.sim.stream_generator's stream")
     r.add_argument("--events", type=int, default=defaults.n_events, help="with --generate (default: %(default)s)")
     r.add_argument("--seed", type=int, default=defaults.seed, help="with --generate (default: %(default)s)")
     r.add_argument("--rate", type=float, default=0.0, help="events per second (default 0: as fast as possible)")

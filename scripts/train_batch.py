@@ -7,7 +7,7 @@
 
 The hybrid pattern: start from a model trained on everything there is, then learn online. The
 history (Parquet or JSONL, a file or a folder) is replayed in event-time order through the job's
-own per-user feature extraction, without Flink (udfs/batch_training.py); the configured
+own per-user feature extraction, without Flink (udfs/offline/batch_training.py); the configured
 ``model.kind`` trains on all of it; the result is registered in the job's MLflow registry as a
 version of ``mlflow.registered_model`` with the alias ``batch``. Same ``--config`` / ``--set`` as the
 job, same ``mlflow.tracking_uri`` (default: the sqlite store under ``--output``, where the job looks).
@@ -23,19 +23,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
-# Runnable as `python scripts/train_batch.py` from anywhere: put the repo root on the import path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mlflow.tracking import MlflowClient
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings  # noqa: E402
-from jobs import mlflow_run  # noqa: E402
-from jobs.input_sample import history_lines  # noqa: E402
-from udfs.batch_training import replay_history, train_on_history  # noqa: E402
-from udfs.mlflow_reporter import MlflowReporter  # noqa: E402
-from udfs.schema import infer_schema  # noqa: E402
-from udfs.slicing import spread_sample  # noqa: E402
-from udfs.user_features import UserStateFile  # noqa: E402
+from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
+from jobs import mlflow_run
+from jobs.input_sample import history_lines
+from udfs.features.schema import infer_schema
+from udfs.features.slicing import spread_sample
+from udfs.features.user_features import UserStateFile
+from udfs.offline.batch_training import replay_history, train_on_history
+from udfs.tracking.mlflow_reporter import MlflowReporter
 
 BATCH_ALIAS = "batch"
 

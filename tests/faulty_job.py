@@ -23,10 +23,10 @@ import numpy as np
 from pyflink.datastream.functions import RuntimeContext
 
 from jobs import online_learning, pipeline
-from operators.user_features import LINE_SEPARATOR
-from udfs.feature_batch import FeatureBatch
-from udfs.learner import TrainParams
-from udfs.window_trainer import TrainerState, WindowTrainer
+from operators.featurize_users import LINE_SEPARATOR
+from udfs.features.feature_batch import FeatureBatch
+from udfs.learning.learner import TrainParams
+from udfs.learning.window_trainer import TrainerState, WindowTrainer
 
 # operator -> (its class in jobs.pipeline, the method that receives records, records in one call)
 FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {

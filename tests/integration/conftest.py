@@ -17,8 +17,8 @@ import pytest
 
 from jobs.run_summary import read_jsonl_dir
 from scripts.broker import free_port, wait_until
-from udfs.model import Model
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.learning.model import Model
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 900
@@ -146,6 +146,6 @@ def write_parquet(path: Path, events: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from udfs.events import parse_time
+    from udfs.features.events import parse_time
 
     pq.write_table(pa.Table.from_pylist([{**e, "event_time": parse_time(e["event_time"])} for e in events]), path)

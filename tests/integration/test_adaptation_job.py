@@ -10,8 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
-from udfs.mlflow_reporter import CHAMPION_ALIAS, window_step
-from udfs.stream_generator import StreamSpec
+from udfs.sim.stream_generator import StreamSpec
+from udfs.tracking.mlflow_reporter import CHAMPION_ALIAS, window_step
 
 WINDOW_MS = 300_000
 MODEL = "rollback-model"

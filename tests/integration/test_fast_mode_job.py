@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from conf.settings import load_settings
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
-from udfs.library_mode import LibraryResult, run_library
-from udfs.mlflow_reporter import window_step
-from udfs.stream_generator import StreamSpec
+from udfs.offline.library_mode import LibraryResult, run_library
+from udfs.sim.stream_generator import StreamSpec
+from udfs.tracking.mlflow_reporter import window_step
 
 DRIFT_AT_S = 3600.0
 SPEC = StreamSpec(n_events=24_000, n_users=600, duration_s=2 * 3600.0, seed=41, concept_drift_at_s=DRIFT_AT_S)

@@ -16,16 +16,31 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
+from jobs.kafka_client import consume
 from scripts.broker import Broker, free_port, wait_until
 from scripts.flink_cluster import (
-    LOG_DIR, alive, cancel, daemon_pids, job_failure, job_restarts, job_status, kill_taskmanager, list_jobs, overview,
-    process_tree, start_cluster, start_taskmanager, stop_cluster, submit, tasks_running,
+    LOG_DIR,
+    alive,
+    cancel,
+    daemon_pids,
+    job_failure,
+    job_restarts,
+    job_status,
+    kill_taskmanager,
+    list_jobs,
+    overview,
+    process_tree,
+    start_cluster,
+    start_taskmanager,
+    stop_cluster,
+    submit,
+    tasks_running,
 )
-from scripts.kafka_tools import consume, create_topics, replay_lines
+from scripts.kafka_tools import create_topics, replay_lines
 from tests.integration.conftest import outputs
-from udfs.events import parse_time
-from udfs.library_mode import run_library
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.features.events import parse_time
+from udfs.offline.library_mode import run_library
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
 SLOTS = 3  # parallelism 2 (conf/kafka-cluster.yaml) + the front's slot

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import REPO, run_job, write_parquet
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 SPEC = StreamSpec(n_events=24_000, n_users=1_000, duration_s=4 * 3600.0, seed=11)  # 48 windows, 24 per half
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from scripts.broker import Broker
 from scripts.kafka_tools import create_topics, replay_lines
 from tests.integration.conftest import outputs, run_job
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 N_FILE, M_KAFKA = 6_000, 3_000
 

@@ -16,11 +16,11 @@ from mlflow.tracking import MlflowClient
 from conf.settings import load_settings
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import assert_same_model, outputs, run_job, write_stream
-from udfs.events import window_start
-from udfs.library_mode import run_library
-from udfs.metrics import log_loss
-from udfs.mlflow_reporter import window_step
-from udfs.stream_generator import CovariateShift, StreamSpec
+from udfs.features.events import window_start
+from udfs.learning.metrics import log_loss
+from udfs.offline.library_mode import run_library
+from udfs.sim.stream_generator import CovariateShift, StreamSpec
+from udfs.tracking.mlflow_reporter import window_step
 
 WINDOW_MS = 300_000
 SLOT_MS = 30_000

@@ -8,10 +8,11 @@ from collections import Counter
 
 import pytest
 
+from jobs.kafka_client import consume
 from scripts.broker import Broker
-from scripts.kafka_tools import consume, create_topics, replay_lines
+from scripts.kafka_tools import create_topics, replay_lines
 from tests.integration.conftest import run_job
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 N_EVENTS = 20_000
 MALFORMED = ["{broken json", '{"event_id": "m1", "user_id": "u", "event_time": "soon"}', '{"event_id": "m2"}']

@@ -10,9 +10,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from jobs.kafka_client import consume
 from scripts.broker import Broker, port_open
-from scripts.kafka_tools import consume, create_topics, replay_lines
-from udfs.stream_generator import StreamSpec, generate_events
+from scripts.kafka_tools import create_topics, replay_lines
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parents[2]
 N_EVENTS = 20_000

@@ -15,8 +15,8 @@ from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
 from tests.integration.conftest import REPO, MlflowServer, job_command, outputs, write_stream
-from udfs.mlflow_reporter import window_step
-from udfs.stream_generator import StreamSpec
+from udfs.sim.stream_generator import StreamSpec
+from udfs.tracking.mlflow_reporter import window_step
 
 # Long enough that the job is still running while the server restarts (about 20 s) and the reporter catches up.
 SPEC = StreamSpec(n_events=400_000, n_users=2_000, duration_s=12 * 3600.0, seed=29)

@@ -13,10 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from jobs.run_summary import read_snapshots
 from tests.integration.conftest import outputs, run_job, write_stream
-from udfs.mlflow_reporter import window_step
-from udfs.model import Model
-from udfs.pyfunc_model import bucket_columns
-from udfs.stream_generator import StreamSpec
+from udfs.learning.model import Model
+from udfs.sim.stream_generator import StreamSpec
+from udfs.tracking.mlflow_reporter import window_step
+from udfs.tracking.pyfunc_model import bucket_columns
 
 MODEL = "ol-test-model"
 

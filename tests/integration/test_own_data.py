@@ -9,7 +9,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.integration.conftest import run_job
-from udfs.reference_streams import REFERENCE_STREAMS, generate
+from udfs.sim.reference_streams import REFERENCE_STREAMS, generate
 
 DIGITS = [str(i) for i in range(10)]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from conf.settings import FeatureSettings, load_settings
 from tests.integration.conftest import outputs, run_job, write_parquet
-from udfs.library_mode import run_library
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.offline.library_mode import run_library
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 SPEC = StreamSpec(n_events=8_000, n_users=400, duration_s=2 * 3600.0, seed=23)
 

@@ -19,9 +19,9 @@ from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
 from tests.integration.conftest import REPO, assert_same_model, job_command, outputs, run_job, write_stream
-from udfs.library_mode import run_library
-from udfs.mlflow_reporter import window_step
-from udfs.stream_generator import StreamSpec
+from udfs.offline.library_mode import run_library
+from udfs.sim.stream_generator import StreamSpec
+from udfs.tracking.mlflow_reporter import window_step
 
 # Long enough that the stop lands mid-stream: the job reads this in well over the stop's few seconds.
 SPEC = StreamSpec(n_events=150_000, n_users=2_000, duration_s=6 * 3600.0, seed=19)

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from conf.settings import SettingsError, load_settings
-from jobs.online_learning import resolve_warm_start
+from jobs.preparation import resolve_warm_start
 from tests.faulty_job import corrupting_trainer
-from udfs.library_mode import LibraryResult, run_library
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.offline.library_mode import LibraryResult, run_library
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 WINDOW_MS = 300_000
 DRIFT_AT_S = 7200.0
@@ -84,7 +84,7 @@ def served_versions(result: LibraryResult) -> dict[str, int]:
 @pytest.fixture
 def corrupt_tenth_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Library mode trains with a trainer that makes window 10's candidate confidently wrong."""
-    monkeypatch.setattr("udfs.library_mode.WindowTrainer", corrupting_trainer(10))
+    monkeypatch.setattr("udfs.offline.library_mode.WindowTrainer", corrupting_trainer(10))
 
 
 def test_gate_blocks_a_corrupted_candidate(stationary_lines, corrupt_tenth_candidate):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from conf.settings import load_settings
-from udfs.baselines import OnlineSGD, StaticBaseline, feature_rows, per_window
-from udfs.reference_streams import REFERENCE_STREAMS, generate, job_overrides
-from udfs.user_features import UserFeatureExtractor
+from udfs.features.user_features import UserFeatureExtractor
+from udfs.offline.baselines import OnlineSGD, StaticBaseline, feature_rows, per_window
+from udfs.sim.reference_streams import REFERENCE_STREAMS, generate, job_overrides
 
 STREAM = REFERENCE_STREAMS["sine1"]
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from udfs.events import DeadLetter, Event, EventValidator, LatenessGuard, parse_time, window_start
+from udfs.features.events import DeadLetter, Event, EventValidator, LatenessGuard, parse_time, window_start
 
 VALIDATOR = EventValidator(numeric=("amount", "price"), categorical=("device", "is_returning"), max_record_bytes=2048)
 GOOD = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_time": 1767225600000,

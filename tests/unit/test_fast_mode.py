@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conf.settings import SettingsError, load_settings
-from udfs.events import window_start
-from udfs.library_mode import LibraryResult, run_library
-from udfs.reference_streams import REFERENCE_STREAMS, drift_times_ms, generate, job_overrides
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.features.events import window_start
+from udfs.offline.library_mode import LibraryResult, run_library
+from udfs.sim.reference_streams import REFERENCE_STREAMS, drift_times_ms, generate, job_overrides
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 DETECTION_LIMIT_S = 120
 CONCEPT = StreamSpec(n_events=40_000, n_users=800, duration_s=4 * 3600.0, seed=11, concept_drift_at_s=7200.0)

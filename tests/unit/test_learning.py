@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from udfs.drift import KSDriftDetector, reject
-from udfs.learner import TrainParams
-from udfs.model import Model, ModelSpec
-from udfs.metrics import accuracy, log_loss, roc_auc
+from udfs.drift.detectors import KSDriftDetector, reject
+from udfs.learning.learner import TrainParams
+from udfs.learning.metrics import accuracy, log_loss, roc_auc
+from udfs.learning.model import Model, ModelSpec
 
 
 def test_auc_matches_pairwise_definition():

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from conf.settings import load_settings
-from udfs.ensemble import EnsembleLearner
-from udfs.feature_batch import FeatureBatch
-from udfs.learner import TrainParams
-from udfs.logistic import LogisticLearner
-from udfs.metrics import log_loss
-from udfs.mlp import MlpLearner
-from udfs.model import Model, ModelSpec
-from udfs.pyfunc_model import bucket_columns, save_snapshot_model
-from udfs.window_trainer import WindowTrainer
+from udfs.features.feature_batch import FeatureBatch
+from udfs.learning.ensemble import EnsembleLearner
+from udfs.learning.learner import TrainParams
+from udfs.learning.logistic import LogisticLearner
+from udfs.learning.metrics import log_loss
+from udfs.learning.mlp import MlpLearner
+from udfs.learning.model import Model, ModelSpec
+from udfs.learning.window_trainer import WindowTrainer
+from udfs.tracking.pyfunc_model import bucket_columns, save_snapshot_model
 
 KINDS = ["logistic", "mlp", "ensemble"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conf.settings import load_settings
-from udfs.library_mode import run_library
-from udfs.reference_streams import REFERENCE_STREAMS, generate, job_overrides
-from udfs.stream_generator import StreamSpec, generate_events
+from udfs.offline.library_mode import run_library
+from udfs.sim.reference_streams import REFERENCE_STREAMS, generate, job_overrides
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 # Adam's step of the logistic default (0.05) is too coarse for a hidden layer; see README "Model kinds".
 MLP = ["model.kind=mlp", "model.learning_rate=0.01", "model.batch_size=64"]

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conf.settings import ParquetSettings, SettingsError
+from conf.settings import ParquetSettings
 from jobs.input_sample import history_lines, parquet_as_jsonl
 from jobs.online_learning import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import ks_2samp
 
-from udfs.reference_streams import REFERENCE_STREAMS, drift_times_ms, generate
+from udfs.sim.reference_streams import REFERENCE_STREAMS, drift_times_ms, generate
 
 N = 12_000
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conf.settings import DEFAULT_CONFIG, SettingsError, load_settings
-from jobs.online_learning import SCHEMA_FILE, resolve_schema
-from udfs.library_mode import run_library
-from udfs.schema import AUTO, infer_schema
+from jobs.preparation import SCHEMA_FILE, resolve_schema
+from udfs.features.schema import AUTO, infer_schema
+from udfs.offline.library_mode import run_library
 
 
 def event(i: int, **features: object) -> str:

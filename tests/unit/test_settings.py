@@ -2,7 +2,7 @@ import pytest
 
 from conf.settings import DEFAULT_CONFIG, SettingsError, load_settings
 from jobs.online_learning import main
-from udfs.schema import AUTO, infer_schema
+from udfs.features.schema import AUTO, infer_schema
 
 
 def test_default_file_is_valid_and_matches_the_embedded_default():

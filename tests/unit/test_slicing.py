@@ -2,8 +2,8 @@ import json
 
 from conf.settings import load_settings
 from jobs.input_sample import count_and_sample
-from jobs.online_learning import resolve_slice
-from udfs.slicing import LIVE_SLICE_MS
+from jobs.preparation import resolve_slice
+from udfs.features.slicing import LIVE_SLICE_MS
 
 
 def write_events(path, n, span_ms, bad_lines=()):

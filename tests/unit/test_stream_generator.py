@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from udfs.stream_generator import (
+from udfs.sim.stream_generator import (
     CovariateShift,
     StreamSpec,
     categorical_feature_names,

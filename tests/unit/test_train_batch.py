@@ -8,10 +8,10 @@ from pathlib import Path
 from conf.settings import load_settings
 from jobs.online_learning import main as job_main
 from scripts.train_batch import main
-from udfs.batch_features import BatchFeaturizer
-from udfs.events import Event
-from udfs.stream_generator import StreamSpec, generate_events
-from udfs.user_features import UserStateFile
+from udfs.features.batch_features import BatchFeaturizer
+from udfs.features.events import Event
+from udfs.features.user_features import UserStateFile
+from udfs.sim.stream_generator import StreamSpec, generate_events
 
 
 def test_history_in_jsonl_gives_a_snapshot_and_every_users_state(tmp_path: Path, capsys) -> None:

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from udfs.events import Event
-from udfs.user_features import UserFeatureExtractor, UserState, stable_bucket
+from udfs.features.events import Event
+from udfs.features.user_features import UserFeatureExtractor, UserState, stable_bucket
 
 FX = UserFeatureExtractor(numeric=("amount",), categorical=("device",), hash_buckets=16,
                           velocity_half_life_s=60, positive_rate_prior=0.5, positive_rate_prior_strength=2)

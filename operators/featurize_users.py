@@ -1,0 +1,52 @@
+"""Per-user features for a batch of lines of one user shard and event-time slice.
+
+Keyed by shard; each user's state is one entry of the shard's MapState, read once and written
+once per batch. Raising parallelism (up to ``batching.shards``) splits shards, and so users,
+between subtasks without changing any result. Duplicate event ids go to the dead letters.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from pyflink.common import Row, Types
+from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor
+
+from conf.settings import Settings
+from operators.dead_letters import DeadLetterCounters
+from operators.tags import DEAD_LETTERS
+from udfs.features.batch_features import BatchFeaturizer
+from udfs.features.events import Event, EventValidator
+
+LINE_SEPARATOR = "\x1e"  # ASCII record separator: never unescaped inside valid JSON
+
+
+def batch_events(validator: EventValidator, lines: str) -> list[Event]:
+    """The events of one batch record: its lines, joined by LINE_SEPARATOR, were validated by the triage."""
+    return [validator.parse(line) for line in lines.split(LINE_SEPARATOR)]
+
+
+class UserFeatures(KeyedProcessFunction):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.validator = EventValidator.from_settings(self.settings)
+        self.featurizer = BatchFeaturizer.from_settings(self.settings)
+        self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
+        self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        """``batch``: (shard, lines joined by LINE_SEPARATOR), each line already validated and timely."""
+        events = batch_events(self.validator, batch.lines)
+        states = {}
+        for user in {e.user_id for e in events}:
+            state = self.users.get(user)
+            if state is not None:
+                states[user] = state
+        featurized = self.featurizer.featurize(events, states)
+        self.users.put_all(states.items())  # PyFlink iterates pairs, not a dict
+        for letter in featurized.dead_letters:
+            yield DEAD_LETTERS, self.dead_letters.count(letter)
+        yield batch.shard, featurized.batch

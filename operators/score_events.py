@@ -1,0 +1,74 @@
+"""Scores every event with the newest snapshot whose training ended by the start of the event's slot,
+a batch at a time.
+
+Snapshots (one per window, and one per slot in fast mode) arrive as a broadcast stream from the
+trainer. The rows of slot ``s`` in a batch wait (in keyed state, with an event-time timer) until
+the watermark shows that every slot ending at or before ``s``'s start has closed; then the
+snapshot that serves them is final and the scores are the same on every run, whatever the
+relative speed of the two inputs. Each batch is scored in one vectorised pass per slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from pyflink.common import Types
+from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
+
+from conf.settings import Settings
+from udfs.features.feature_batch import FeatureBatch
+from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch
+from udfs.tracking.warm_start import warm_snapshot
+
+SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
+KEEP_SNAPSHOTS = 64
+
+
+class ScoreEvents(KeyedBroadcastProcessFunction):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.slot = settings.window.slot_ms
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
+        self.index: SnapshotIndex | None = None
+
+    def process_element(self, keyed: tuple[int, FeatureBatch],
+                        ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
+        _, batch = keyed
+        for start, part in batch.by_window(self.slot).items():
+            if ctx.timer_service().current_watermark() >= start - 1:
+                yield from self._score(start, part, ctx)
+            else:
+                self.waiting.add((start, part))
+                ctx.timer_service().register_event_time_timer(start - 1)
+
+    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext) -> Iterator[str]:
+        ready, waiting = [], []
+        for start, part in self.waiting.get() or ():
+            (ready if start - 1 <= timestamp else waiting).append((start, part))
+        self.waiting.update(waiting)
+        for start, part in ready:
+            yield from self._score(start, part, ctx)
+
+    def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
+        state = ctx.get_broadcast_state(SNAPSHOTS)
+        state.put(snapshot["window_end"], snapshot)
+        index = self._index(state)
+        index.add(snapshot)
+        for end in index.prune(KEEP_SNAPSHOTS):
+            state.remove(end)
+
+    def _score(self, start: int, part: FeatureBatch, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> list[str]:
+        index = self._index(ctx.get_broadcast_state(SNAPSHOTS))
+        snapshot = index.serving_for(start)
+        return predictions_json(part, score_batch(part, index.model(snapshot)), snapshot["version"])
+
+    def _index(self, state: Any) -> SnapshotIndex:
+        """The in-memory index mirrors broadcast state; rebuilt from it after a restore."""
+        if self.index is None:
+            self.index = SnapshotIndex(initial=warm_snapshot(self.settings))
+            for _, snapshot in state.items():
+                self.index.add(snapshot)
+        return self.index

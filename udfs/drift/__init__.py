@@ -1,0 +1,1 @@
+"""Drift checks (KS tests, error rate) and what the trainer does about drift."""

@@ -1,0 +1,1 @@
+"""From raw JSON lines to feature rows: validation, lateness, duplicates, per-user state, batches."""

@@ -1,0 +1,1 @@
+"""The models and the window policy: scaler, learners, model kinds, metrics, the trainer, scoring."""

@@ -1,0 +1,1 @@
+"""The pipeline without Flink: library mode and the per-event baselines."""

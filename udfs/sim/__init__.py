@@ -1,0 +1,1 @@
+"""Synthetic streams: the realistic generator and the reference drift streams."""

@@ -1,0 +1,161 @@
+"""Reference drifting streams with known drift points, from their published definitions.
+
+Each stream emits the job's event schema (``event_id``, ``user_id``, ``event_time``,
+``features``, ``label``) over ``duration_s`` of event time, and says where its drifts are, so
+that evaluation can measure detection delay and recovery. Definitions:
+
+- ``sea``: SEA concepts (Street & Kim, KDD 2001). ``x0, x1, x2 ~ U[0, 10]``, label
+  ``x0 + x1 <= theta`` (``x2`` is irrelevant), thresholds 8, 9, 7, 9.5 in four equal blocks,
+  10% label noise. Abrupt concept drift; the feature distributions never change.
+- ``sine1``: SINE1 (Gama, Medas, Castillo & Rodrigues, SBIA 2004). ``x0, x1 ~ U[0, 1]``, label
+  ``x1 <= sin(x0)`` before the change and reversed after it; here reversed at each third of the
+  stream. The strongest abrupt concept drift; feature distributions never change.
+- ``hyperplane``: rotating hyperplane (Hulten, Spencer & Domingos, KDD 2001). ``d = 10`` features
+  ``~ U[0, 1]``, label ``sum(w_i x_i) >= w_0 = sum(w_i) / 2``; after each example the first
+  ``k = 5`` weights move by ``t = 0.002`` each, the direction of each flipping with probability
+  10% (as in MOA's HyperplaneGenerator); 5% label noise. Gradual drift everywhere; the first quarter is stationary.
+- ``sine_shift``: covariate shift through a fixed non-linear concept, after the SINE problem
+  (Gama et al., SBIA 2004): label ``x1 <= sin(x0)``, 10% label noise. ``x0`` is drawn from
+  ``U[0, 1.5]`` before the shift and from ``U[3, 4.5]`` after it (``x1 ~ U[-1, 1]`` throughout):
+  the concept holds, but a linear model of the old region has the wrong slope in the new one.
+- ``stagger``: STAGGER concepts (Schlimmer & Granger, Machine Learning 1986), recurring.
+  ``size`` in small/medium/large, ``color`` in red/green/blue, ``shape`` in
+  square/circular/triangular; concepts A ``size = small and color = red``, B ``color = green or
+  shape = circular``, C ``size = medium or large``, in the order A, B, C, A, B, C; plus a
+  numeric ``x0 ~ U[0, 1]`` that carries no signal.
+- ``rbf``: random RBF (Bifet, Holmes, Pfahringer, Kirkby & Gavalda, KDD 2009, as MOA's
+  RandomRBFGenerator): 50 centroids with centres ``~ U[0, 1]^d``, a class each ``~ U{0, 1}``,
+  a standard deviation ``~ U[0, 1)`` and a weight ``~ U[0, 1)``. An example picks a centroid with
+  probability proportional to its weight and lies in a uniformly random direction from its centre
+  at a distance ``~ N(0, 1) x`` its standard deviation; its label is the centroid's class. Here
+  ``d = 10``, as MOA's default. Stationary and not linear: no line separates the classes.
+
+>>> spec = REFERENCE_STREAMS["sea"]
+>>> events = list(generate(spec, n_events=2000, seed=1))
+>>> len(events), sorted(events[0]["features"])
+(2000, ['x0', 'x1', 'x2'])
+>>> [round(t / 3600_000, 2) for t in drift_times_ms(spec, start_ms=0)]
+[1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from udfs.sim.stream_generator import StreamSpec
+
+START_MS = StreamSpec.start_ms
+
+
+@dataclass(frozen=True)
+class ReferenceStream:
+    name: str
+    kind: str  # abrupt | gradual | covariate | recurring | stationary
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    drift_fractions: tuple[float, ...]  # where the drifts start, as fractions of the stream
+    labels: Callable[[np.random.Generator, int], tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]
+    duration_s: float = 4 * 3600.0
+    drifts_throughout: bool = False  # gradual: no stationary windows after the first drift
+
+
+def drift_times_ms(stream: ReferenceStream, start_ms: int = START_MS) -> list[int]:
+    return [start_ms + int(f * stream.duration_s * 1000) for f in stream.drift_fractions]
+
+
+def _flip(rng: np.random.Generator, y: np.ndarray, noise: float) -> np.ndarray:
+    return np.where(rng.random(len(y)) < noise, 1 - y, y)
+
+
+def _sea(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    x = rng.uniform(0, 10, size=(n, 3))
+    theta = np.array([8.0, 9.0, 7.0, 9.5])[np.minimum(np.arange(n) * 4 // n, 3)]
+    return x, {}, _flip(rng, (x[:, 0] + x[:, 1] <= theta).astype(int), 0.10)
+
+
+def _sine1(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    x = rng.uniform(0, 1, size=(n, 2))
+    below = (x[:, 1] <= np.sin(x[:, 0])).astype(int)
+    reversed_ = (np.arange(n) * 3 // n) % 2 == 1
+    return x, {}, np.where(reversed_, 1 - below, below)
+
+
+def _hyperplane(rng: np.random.Generator, n: int, d: int = 10, k: int = 5, t: float = 0.002,
+                flip: float = 0.10) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    x = rng.uniform(0, 1, size=(n, d))
+    w = rng.uniform(0, 1, size=d)
+    direction = np.ones(k)
+    y = np.empty(n, dtype=int)
+    stationary = n // 4
+    for i in range(n):
+        y[i] = int(x[i] @ w >= w.sum() / 2)
+        if i >= stationary:
+            w[:k] += direction * t
+            direction = np.where(rng.random(k) < flip, -direction, direction)
+    return x, {}, _flip(rng, y, 0.05)
+
+
+def _sine_shift(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    shifted = np.arange(n) >= n // 2
+    x0 = np.where(shifted, rng.uniform(3.0, 4.5, n), rng.uniform(0.0, 1.5, n))
+    x1 = rng.uniform(-1, 1, n)
+    return np.column_stack([x0, x1]), {}, _flip(rng, (x1 <= np.sin(x0)).astype(int), 0.10)
+
+
+def _stagger(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    size = rng.choice(["small", "medium", "large"], n)
+    color = rng.choice(["red", "green", "blue"], n)
+    shape = rng.choice(["square", "circular", "triangular"], n)
+    concepts = [(size == "small") & (color == "red"), (color == "green") | (shape == "circular"),
+                (size == "medium") | (size == "large")]
+    block = np.minimum(np.arange(n) * 6 // n, 5) % 3
+    y = np.choose(block, concepts).astype(int)
+    return rng.uniform(0, 1, size=(n, 1)), {"size": size, "color": color, "shape": shape}, y
+
+
+def _random_rbf(rng: np.random.Generator, n: int, d: int = 10, centroids: int = 50
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    centres, classes = rng.uniform(0, 1, size=(centroids, d)), rng.integers(0, 2, centroids)
+    std, weight = rng.uniform(0, 1, centroids), rng.uniform(0, 1, centroids)
+    pick = rng.choice(centroids, size=n, p=weight / weight.sum())
+    direction = rng.uniform(-1, 1, size=(n, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    x = centres[pick] + direction * (rng.normal(size=n) * std[pick])[:, None]
+    return x, {}, classes[pick]
+
+
+REFERENCE_STREAMS: dict[str, ReferenceStream] = {
+    "sea": ReferenceStream("sea", "abrupt", ("x0", "x1", "x2"), (), (0.25, 0.5, 0.75), _sea),
+    "sine1": ReferenceStream("sine1", "abrupt", ("x0", "x1"), (), (1 / 3, 2 / 3), _sine1),
+    "hyperplane": ReferenceStream("hyperplane", "gradual", tuple(f"x{i}" for i in range(10)), (), (0.25,),
+                                  _hyperplane, drifts_throughout=True),
+    "sine_shift": ReferenceStream("sine_shift", "covariate", ("x0", "x1"), (), (0.5,), _sine_shift),
+    "stagger": ReferenceStream("stagger", "recurring", ("x0",), ("size", "color", "shape"),
+                               tuple(i / 6 for i in range(1, 6)), _stagger),
+    "rbf": ReferenceStream("rbf", "stationary", tuple(f"x{i}" for i in range(10)), (), (), _random_rbf),
+}
+
+
+def generate(stream: ReferenceStream, n_events: int, seed: int, n_users: int = 500,
+             start_ms: int = START_MS) -> Iterator[dict[str, Any]]:
+    """Events in event-time order, evenly spread over the stream's duration (with jitter)."""
+    rng = np.random.default_rng(seed)
+    numeric, categorical, labels = stream.labels(rng, n_events)
+    step_ms = stream.duration_s * 1000 / n_events
+    times = start_ms + (np.arange(n_events) * step_ms + rng.uniform(0, step_ms, n_events)).astype(np.int64)
+    users = rng.integers(0, n_users, n_events)
+    for i in range(n_events):
+        features: dict[str, Any] = {name: round(float(numeric[i, j]), 6) for j, name in enumerate(stream.numeric)}
+        features.update({name: str(values[i]) for name, values in categorical.items()})
+        yield {"event_id": f"{stream.name}-{seed}-{i:07d}", "user_id": f"u{users[i]:05d}", "item_id": None,
+               "event_time": int(times[i]), "features": features, "label": int(labels[i])}
+
+
+def job_overrides(stream: ReferenceStream) -> list[str]:
+    """Settings that point the job's features at the stream's fields."""
+    return [f"features.numeric={json.dumps(list(stream.numeric))}",
+            f"features.categorical={json.dumps(list(stream.categorical))}"]

@@ -1,0 +1,1 @@
+"""MLflow: the background reporter, the registered pyfunc model, warm starts."""
