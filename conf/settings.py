@@ -312,16 +312,22 @@ class OutputSettings(_Section):
 
 
 class Settings(_Section):
+    """The whole configuration: one section per concern, validated together once at start-up."""
+
+    # How the job runs, and what it reads.
     job: JobSettings = JobSettings()
     source: SourceSettings = SourceSettings()
     kafka: KafkaSettings = KafkaSettings()
     validation: ValidationSettings = ValidationSettings()
+    # What it learns, and when.
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
     window: WindowSettings = WindowSettings()
     batching: BatchingSettings = BatchingSettings()
+    # How it watches and adapts.
     drift: DriftSettings = DriftSettings()
     adaptation: AdaptationSettings = AdaptationSettings()
+    # Where results go.
     mlflow: MlflowSettings = MlflowSettings()
     output: OutputSettings = OutputSettings()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -68,24 +69,16 @@ def window_start(event_time: int, size_ms: int) -> int:
     return event_time - event_time % size_ms
 
 
+@dataclass(frozen=True)
 class EventValidator:
     """Turns a raw JSON line into an :class:`Event` or a :class:`DeadLetter`."""
 
-    def __init__(
-        self,
-        numeric: tuple[str, ...],
-        categorical: tuple[str, ...],
-        min_event_time: int = parse_time("2000-01-01T00:00:00Z"),
-        max_event_time: int = parse_time("2100-01-01T00:00:00Z"),
-        max_record_bytes: int = 65_536,
-        max_id_length: int = 256,
-    ) -> None:
-        self.numeric = numeric
-        self.categorical = categorical
-        self.min_event_time = min_event_time
-        self.max_event_time = max_event_time
-        self.max_record_bytes = max_record_bytes
-        self.max_id_length = max_id_length
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    min_event_time: int = parse_time("2000-01-01T00:00:00Z")
+    max_event_time: int = parse_time("2100-01-01T00:00:00Z")
+    max_record_bytes: int = 65_536
+    max_id_length: int = 256
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventValidator:
