@@ -61,9 +61,10 @@ def flink_home() -> Path:
 
 
 def project_packages() -> list[Path]:
-    """The project's top-level packages, as pyproject.toml lists them: what the Python workers import."""
+    """The project's top-level packages, as pyproject.toml finds them (``jobs*`` -> ``jobs/``, sub-packages
+    inside): what the Python workers import."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [REPO / name for name in pyproject["tool"]["setuptools"]["packages"]]
+    return [REPO / pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
 
 
 def _env() -> dict[str, str]:
