@@ -22,13 +22,12 @@ from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.tracking.warm_start import warm_snapshot
 
 SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
-KEEP_SNAPSHOTS = 64
 
 
 class ScoreEvents(KeyedBroadcastProcessFunction):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.slot = settings.window.slot_ms
+        self.slot, self.size = settings.window.slot_ms, settings.window.size_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
@@ -57,7 +56,10 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         state.put(snapshot["window_end"], snapshot)
         index = self._index(state)
         index.add(snapshot)
-        for end in index.prune(KEEP_SNAPSHOTS):
+        # Rows to come start at or after the watermark's window (a window back: subtasks' watermarks
+        # differ a little, and a rescaled job may restore another subtask's broadcast state).
+        watermark = ctx.current_watermark()
+        for end in index.prune(before=watermark - watermark % self.size - self.size):
             state.remove(end)
 
     def _score(self, start: int, part: FeatureBatch, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> list[str]:

@@ -52,9 +52,24 @@ class SnapshotIndex:
             self.models[version] = Model.from_parameters(snapshot["parameters"])
         return self.models[version]
 
-    def prune(self, keep: int) -> list[int]:
-        """Drop all but the newest ``keep`` snapshots; returns the dropped window ends."""
-        dropped, self.ends = self.ends[:-keep], self.ends[-keep:]
+    def prune(self, before: int) -> list[int]:
+        """Drop the snapshots no row can need any more; returns their ends.
+
+        Rows still to be scored start at or after ``before``, and each is served by the newest
+        snapshot ending at or before its start: all older ones can go. (A count limit cannot be
+        right: a predictor that waits on a slow trainer receives many snapshots before it may
+        score the rows they serve.)
+
+        >>> idx = SnapshotIndex()
+        >>> for version, end in enumerate((300, 600, 900), start=1):
+        ...     idx.add({"version": version, "window_end": end, "parameters": None})
+        >>> idx.prune(before=700), idx.serving_for(slot_start=700)["version"]
+        ([300], 2)
+        """
+        newest_usable = bisect.bisect_right(self.ends, before) - 1
+        if newest_usable <= 0:
+            return []
+        dropped, self.ends = self.ends[:newest_usable], self.ends[newest_usable:]
         for end in dropped:
             self.models.pop(self.snapshots.pop(end)["version"], None)
         return dropped
