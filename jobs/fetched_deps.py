@@ -6,14 +6,27 @@ the binary: one place says where they are and how to get them when they are miss
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 from pathlib import Path
+from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parents[1]
 FIX = "run `python scripts/fetch_deps.py` (bash scripts/bootstrap.sh does it too)"
 
 
+def project_root() -> Path:
+    """The checkout that holds ``.cache/``: this file's project, unless this is a shipped copy (a
+    cluster's client imports the zip that `flink run -pyfs` unpacked); then the installed checkout."""
+    here = Path(__file__).resolve().parents[1]
+    if (here / "pyproject.toml").is_file():
+        return here
+    installed = json.loads(importlib.metadata.distribution("flink-online-learning").read_text("direct_url.json") or "{}")
+    url = installed.get("url", "")
+    return Path(urlparse(url).path) if url.startswith("file:") else here
+
+
 def deps_dir() -> Path:
-    return REPO / ".cache" / "deps"
+    return project_root() / ".cache" / "deps"
 
 
 def _existing(*relative: str) -> list[Path]:
