@@ -28,6 +28,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slot, self.size = settings.window.slot_ms, settings.window.size_ms
+        self.slice = settings.batching.slice_ms  # resolved before the graph is built (never "auto" here)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
@@ -37,19 +38,30 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
                         ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
         _, batch = keyed
         for start, part in batch.by_window(self.slot).items():
-            if ctx.timer_service().current_watermark() >= start - 1:
+            if ctx.timer_service().current_watermark() >= self._ready_at(start):
                 yield from self._score(start, part, ctx)
             else:
                 self.waiting.add((start, part))
-                ctx.timer_service().register_event_time_timer(start - 1)
+                ctx.timer_service().register_event_time_timer(self._ready_at(start))
 
     def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext) -> Iterator[str]:
         ready, waiting = [], []
         for start, part in self.waiting.get() or ():
-            (ready if start - 1 <= timestamp else waiting).append((start, part))
+            (ready if self._ready_at(start) <= timestamp else waiting).append((start, part))
         self.waiting.update(waiting)
         for start, part in ready:
             yield from self._score(start, part, ctx)
+
+    def _ready_at(self, slot_start: int) -> int:
+        """The watermark that proves the snapshot serving ``slot_start`` final.
+
+        The trainer closes the slot before ``slot_start`` once the watermark passes it *and* it has
+        that slot's rows; they come in the batch of the slice holding the slot's last millisecond,
+        which Flink emits before the watermark that passes the slice's end. A slot shorter than a
+        slice is closed only then, so waiting for the slot's start alone would score with the
+        snapshot before.
+        """
+        return -(-slot_start // self.slice) * self.slice - 1
 
     def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
         state = ctx.get_broadcast_state(SNAPSHOTS)
