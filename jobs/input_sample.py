@@ -53,16 +53,6 @@ def count_and_sample(paths: list[str], size: int = SAMPLE_LINES) -> tuple[int, l
     return lines, sample
 
 
-def count_lines(paths: list[str]) -> int:
-    """Lines in all files: the total a progress line counts towards."""
-    lines = 0
-    for f in input_files(paths):
-        with f.open("rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                lines += chunk.count(b"\n")
-    return lines
-
-
 def kafka_sample(k: KafkaSettings, size: int, timeout_s: float) -> list[str]:
     """Up to ``size`` records from the start of the configured topics, waiting at most ``timeout_s``
     per topic (an empty or young topic gives fewer)."""

@@ -205,6 +205,7 @@ class Prepared:
     inputs: list[str]     # the file source's paths
     schema: FeatureSchema
     where: str            # the input as the user named it
+    lines: int            # lines in the input files (0 for Kafka: unknown), read once with the sample
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -220,5 +221,5 @@ def prepare(settings: Settings) -> Prepared:
     if warm is not None:
         check_warm_start(settings, warm, given_warm_start)
     settings = resolve_hybrid_switch(resolve_slice(settings, inputs, counted), inputs)
-    return Prepared(settings, inputs, schema, where)
+    return Prepared(settings, inputs, schema, where, counted[0])
 

@@ -15,7 +15,6 @@ from pyflink.common import JobClient
 
 from conf.settings import Settings
 from jobs import mlflow_run
-from jobs.input_sample import count_lines
 from jobs.kafka_client import consumer_lag
 from jobs.pipeline import MlflowTarget, build_pipeline, create_environment
 from jobs.preparation import RUN_ID_FILE, SCHEMA_FILE, clear_outputs, prepare
@@ -94,7 +93,7 @@ def run(settings: Settings) -> dict:
         return {"job_id": job_id, "mlflow_run_id": run_id}
     if resuming:
         print(f"resuming from {settings.job.resume_from}", flush=True)
-    total = None if settings.source.kind in ("kafka", "hybrid") else count_lines(inputs)  # a live stream has no end
+    total = None if settings.source.kind in ("kafka", "hybrid") else prepared.lines  # a live stream has no end
     progress = ProgressLine(total=total, started=time.time())
     try:
         savepoint = wait_with_progress(client, settings, progress)
