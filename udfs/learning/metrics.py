@@ -11,7 +11,6 @@ True
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 _EPS = 1e-7
 
@@ -35,5 +34,23 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
         return None
-    ranks = rankdata(probs)
+    ranks = average_ranks(probs)
     return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the average of their ranks (scipy's ``rankdata``).
+
+    Here in numpy so that the predictor's workers, which score with these modules, do not import
+    scipy (about a second of each worker's start-up).
+
+    >>> average_ranks(np.array([0.5, 0.1, 0.5, 0.9])).tolist()
+    [2.5, 1.0, 2.5, 4.0]
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
