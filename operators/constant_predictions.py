@@ -6,24 +6,16 @@ from typing import Iterator
 
 import numpy as np
 from pyflink.common import Row
-from pyflink.datastream.functions import FlatMapFunction, RuntimeContext
+from pyflink.datastream.functions import FlatMapFunction
 
-from conf.settings import Settings
 from operators.featurize_users import batch_events
-from udfs.features.events import EventValidator
 from udfs.features.feature_batch import FeatureBatch
 from udfs.features.user_features import FeatureRow
 from udfs.learning.scoring import predictions_json
 
 
 class ConstantPredictions(FlatMapFunction):
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.validator = EventValidator.from_settings(self.settings)
-
     def flat_map(self, batch: Row) -> Iterator[str]:
         rows = [FeatureRow(e.event_id, e.user_id, e.event_time, e.label, (), ())
-                for e in batch_events(self.validator, batch.lines)]
+                for e in batch_events(batch.lines)]
         yield from predictions_json(FeatureBatch.from_rows(rows, n_dense=0), np.full(len(rows), 0.5), 0)

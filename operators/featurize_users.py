@@ -17,14 +17,14 @@ from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
 from operators.tags import DEAD_LETTERS
 from udfs.features.batch_features import BatchFeaturizer
-from udfs.features.events import Event, EventValidator
+from udfs.features.events import Event
 
-LINE_SEPARATOR = "\x1e"  # ASCII record separator: never unescaped inside valid JSON
+LINE_SEPARATOR = "\x1e"  # ASCII record separator: json.dumps escapes it inside a compact event
 
 
-def batch_events(validator: EventValidator, lines: str) -> list[Event]:
-    """The events of one batch record: its lines, joined by LINE_SEPARATOR, were validated by the triage."""
-    return [validator.parse(line) for line in lines.split(LINE_SEPARATOR)]
+def batch_events(lines: str) -> list[Event]:
+    """The events of one batch record: the triage's compact events, joined by LINE_SEPARATOR."""
+    return [Event.from_compact(line) for line in lines.split(LINE_SEPARATOR)]
 
 
 class UserFeatures(KeyedProcessFunction):
@@ -32,14 +32,13 @@ class UserFeatures(KeyedProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.validator = EventValidator.from_settings(self.settings)
         self.featurizer = BatchFeaturizer.from_settings(self.settings)
         self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
         self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        """``batch``: (shard, lines joined by LINE_SEPARATOR), each line already validated and timely."""
-        events = batch_events(self.validator, batch.lines)
+        """``batch``: (shard, events joined by LINE_SEPARATOR), each already validated and timely."""
+        events = batch_events(batch.lines)
         states = {}
         for user in {e.user_id for e in events}:
             state = self.users.get(user)

@@ -1,4 +1,4 @@
-"""Raw lines -> (user shard, event time) for the Java-side batching, or a dead letter.
+"""Raw lines -> (user shard, event time, compact event) for the Java-side batching, or a dead letter.
 
 A vectorised (pandas) Python function: Flink hands it thousands of lines per call as an Arrow
 column, so the first Python stage costs no per-event crossing. It validates every line and
@@ -22,6 +22,7 @@ TRIAGE_TYPE = DataTypes.ROW([
     DataTypes.FIELD("shard", DataTypes.INT()),
     DataTypes.FIELD("event_time", DataTypes.BIGINT()),
     DataTypes.FIELD("dead_letter", DataTypes.STRING()),
+    DataTypes.FIELD("event", DataTypes.STRING()),  # the valid event, compact (Event.to_compact)
 ])
 
 
@@ -40,16 +41,18 @@ class TriageLines(ScalarFunction):
         self.dead_letters = DeadLetterCounters(function_context.get_metric_group())
 
     def eval(self, lines: pd.Series) -> pd.DataFrame:
-        shards, times, letters = [], [], []
+        shards, times, letters, events = [], [], [], []
         for raw in lines:
             result = self.triage.check(raw)
             if isinstance(result, DeadLetter):
                 shards.append(None)
                 times.append(None)
                 letters.append(self.dead_letters.count(result))
+                events.append(None)
             else:
                 shards.append(user_shard(result.user_id, self.shards))
                 times.append(result.event_time)
                 letters.append(None)
+                events.append(result.to_compact())
         return pd.DataFrame({"shard": pd.Series(shards, dtype=object), "event_time": pd.Series(times, dtype=object),
-                             "dead_letter": pd.Series(letters, dtype=object)})
+                             "dead_letter": pd.Series(letters, dtype=object), "event": pd.Series(events, dtype=object)})
