@@ -3,7 +3,8 @@
 Used by ``scripts/bench.py --kafka-rate``. Events are stamped with the wall clock as their event
 time when produced, so the job's watermarks and windows advance in real time as in production.
 A consumer on the predictions topic records when each event's prediction arrives; latency is
-arrival minus produce time, over the events produced after a warm-up (the job's start-up).
+arrival minus produce time, over the events produced from shortly after the job's first
+prediction on: its start-up, and the backlog that builds up meanwhile, are not measured.
 
 These settings bound the latency by design, and are set here as a latency-minded deployment would:
 ``source.max_out_of_orderness_ms`` (an event waits until the watermark passes the end of its slice,
@@ -16,6 +17,7 @@ slices also make small batches, so there are fewer user shards, ``batching.shard
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -25,6 +27,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from kafka import KafkaConsumer
@@ -60,39 +63,50 @@ class _Arrivals(threading.Thread):
         self.consumer.close()
 
 
-def _stamped(spec: StreamSpec, produced: dict[str, float], measure_after: float, arrivals: _Arrivals,
-             tail_s: float = 120.0):
-    """Generated events with event time = now, produce times recorded once measuring has begun.
+def _endless(spec: StreamSpec) -> Iterator[dict]:
+    """Generated events, cycle after cycle of ``spec`` (a new seed each), with unique ids."""
+    for cycle in itertools.count():
+        for event in generate_events(replace(spec, seed=spec.seed + cycle)):
+            yield {**event, "event_id": f"{cycle}-{event['event_id']}"}
 
-    After the measured events the stream goes on, unmeasured, until every measured prediction has
-    arrived (or ``tail_s`` passes), as a live stream does: an event is scored once the watermark
-    passes the end of its slice, which takes later events.
+
+def _stamped(spec: StreamSpec, produced: dict[str, float], arrivals: _Arrivals, seconds: float, settle_s: float,
+             startup_s: float = 300.0, tail_s: float = 120.0) -> Iterator[str]:
+    """Generated events with event time = now; the produce times of the measured ones go to ``produced``.
+
+    Measuring begins ``settle_s`` after the job's first prediction, so that its start-up (the
+    MiniCluster, the Python workers, and the backlog produced meanwhile) is not measured, however
+    long it takes, and lasts ``seconds``. After the measured events the stream goes on, unmeasured,
+    until every measured prediction has arrived (or ``tail_s`` passes), as a live stream does: an
+    event is scored once the watermark passes the end of its slice, which takes later events.
     """
-    for event in generate_events(spec):
+    started, checked = time.time(), 0.0
+    measure_from = measure_until = float("inf")
+    for event in _endless(spec):
         now = time.time()
-        event["event_time"] = int(now * 1000)
-        if now >= measure_after:
+        if measure_from == float("inf"):
+            if arrivals.seen:  # the job scores
+                measure_from = now + settle_s
+                measure_until = measure_from + seconds
+            elif now - started > startup_s:
+                raise RuntimeError(f"no prediction within {startup_s:.0f} s of producing: the job did not start")
+        if measure_from <= now < measure_until:
             produced[event["event_id"]] = now
-        yield json.dumps(event)
-    deadline, checked = time.time() + tail_s, 0.0
-    rate = spec.n_events / spec.duration_s
-    tail = replace(spec, seed=spec.seed + 1, n_events=int(rate * tail_s) + 1, duration_s=tail_s)
-    for event in generate_events(tail):
-        now = time.time()
-        if now > deadline:
-            return
-        if now - checked > 0.5:
-            checked = now
-            if all(e in arrivals.seen for e in produced):
+        elif now >= measure_until:
+            if now > measure_until + tail_s:
                 return
-        yield json.dumps({**event, "event_id": f"tail-{event['event_id']}", "event_time": int(now * 1000)})
+            if now - checked > 0.5:
+                checked = now
+                if all(e in arrivals.seen for e in produced):
+                    return
+        yield json.dumps({**event, "event_time": int(now * 1000)})
 
 
 def measure_latency(rate: float, seconds: float, parallelism: int, overrides: list[str], workdir: Path,
-                    warmup_s: float = 20.0) -> dict:
-    """p50/p99 produce-to-prediction latency (ms) of the full job at ``rate`` events/s."""
-    total = int(rate * (warmup_s + seconds))
-    spec = StreamSpec(n_events=total, n_users=2_000, duration_s=warmup_s + seconds, seed=5)
+                    settle_s: float = 10.0) -> dict:
+    """p50/p99 produce-to-prediction latency (ms) of the full job at ``rate`` events/s, over ``seconds``
+    from ``settle_s`` after its first prediction."""
+    spec = StreamSpec(n_events=max(int(rate * 60), 1), n_users=2_000, duration_s=60.0, seed=5)
     produced: dict[str, float] = {}
     with Broker() as broker:
         # One input partition: the front reads the stream as one sequence and judges lateness over it,
@@ -109,11 +123,10 @@ def measure_latency(rate: float, seconds: float, parallelism: int, overrides: li
         arrivals = _Arrivals(broker.bootstrap)
         arrivals.start()
         try:
-            time.sleep(10)  # the MiniCluster and its Python workers start
-            measure_after = time.time() + warmup_s
-            print(f"  kafka: producing {total} events at {rate:.0f}/s ({warmup_s:.0f} s warm-up)", file=sys.stderr)
-            replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, measure_after, arrivals),
-                         rate=rate, total=total)
+            print(f"  kafka: producing at {rate:.0f}/s; measuring {seconds:.0f} s from {settle_s:.0f} s after the "
+                  "first prediction", file=sys.stderr)
+            replay_lines(broker.bootstrap, "interactions", _stamped(spec, produced, arrivals, seconds, settle_s),
+                         rate=rate)
             try:
                 wait_until(lambda: all(e in arrivals.seen for e in produced) or job.poll() is not None, 120,
                            "every measured prediction", 0.5)
