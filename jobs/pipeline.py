@@ -52,6 +52,7 @@ from udfs.features.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
 LEARNING_SLOTS = "learning"
+TRAINING_SLOT = "training"
 MAP_STATE_CACHE_ENTRIES = 100_000
 
 
@@ -97,14 +98,24 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     # ("loopback" workers: one interpreter, one GIL for the whole job). Separate worker processes,
     # one per slot, are what a cluster uses and let the job use more than one core here too.
     os.environ["_python_worker_execution_mode"] = "process"
-    # The front (source, triage, batching) has a slot of its own, beside `parallelism` slots for
-    # the per-user operators and the trainer (see build_pipeline). A cluster needs as many free slots.
-    conf.set_string("taskmanager.numberOfTaskSlots", str(job.parallelism + 1))
+    conf.set_string("taskmanager.numberOfTaskSlots", str(slots_needed(settings)))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(job.parallelism)
     if uses_kafka(settings):
         env.add_jars(*(jar.as_uri() for jar in kafka_jars()))
     return env
+
+
+def slots_needed(settings: Settings) -> int:
+    """The front (source, triage, batching) has a slot of its own, beside `parallelism` slots for the
+    per-user operators and the trainer, and one more for a trainer of its own (``job.trainer_slot``;
+    see build_pipeline). A cluster needs as many free slots.
+
+    >>> from conf.settings import load_settings
+    >>> [slots_needed(load_settings(overrides=["job.parallelism=2", f"job.trainer_slot={s}"])) for s in ("shared", "own")]
+    [3, 4]
+    """
+    return settings.job.parallelism + (2 if settings.job.trainer_slot == "own" else 1)
 
 
 def uses_kafka(settings: Settings) -> bool:
@@ -217,11 +228,12 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
     trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
-        .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1)
+        .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1) \
+        .slot_sharing_group(TRAINING_SLOT if settings.job.trainer_slot == "own" else LEARNING_SLOTS)
     predictions = rows.key_by(lambda r: r[0], key_type=Types.INT()) \
         .connect(trained.broadcast(SNAPSHOTS)) \
         .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor") \
-        .set_parallelism(parallelism)
+        .set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)  # its inputs' groups may differ
 
     k = settings.kafka
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")

@@ -10,7 +10,8 @@ These settings bound the latency by design, and are set here as a latency-minded
 ``source.max_out_of_orderness_ms`` (an event waits until the watermark passes the end of its slice,
 ``batching.slice_ms``; the producer here sends in time order, so a small bound suffices; short
 slices also make small batches, so there are fewer user shards, ``batching.shards``) and
-``job.python_bundle_time_ms`` (how long a Python operator may buffer records);
+``job.python_bundle_time_ms`` (how long a Python operator may buffer records), ``job.trainer_slot``
+(a trainer with a worker of its own never holds up scoring while it trains);
 ``job.watermark_interval_ms`` (how often the watermark moves) and the Kafka clients'
 ``fetch.max.wait.ms`` and ``linger.ms`` trade batching for latency as well.
 """
@@ -38,7 +39,7 @@ from udfs.sim.stream_generator import StreamSpec, generate_events
 
 REPO = Path(__file__).resolve().parent.parent
 LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=200",
-                    "batching.shards=4", "job.watermark_interval_ms=50",
+                    "batching.shards=4", "job.watermark_interval_ms=50", "job.trainer_slot=own",
                     'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
                     'kafka.producer_properties={"linger.ms": "0"}')
 
