@@ -18,6 +18,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
 
 from conf.settings import Settings
 from udfs.features.feature_batch import FeatureBatch
+from udfs.features.slicing import batched_by
 from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.tracking.warm_start import warm_snapshot
 
@@ -55,13 +56,12 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def _ready_at(self, slot_start: int) -> int:
         """The watermark that proves the snapshot serving ``slot_start`` final.
 
-        The trainer closes the slot before ``slot_start`` once the watermark passes it *and* it has
-        that slot's rows; they come in the batch of the slice holding the slot's last millisecond,
-        which Flink emits before the watermark that passes the slice's end. A slot shorter than a
-        slice is closed only then, so waiting for the slot's start alone would score with the
-        snapshot before.
+        The trainer closes the slot before ``slot_start`` once all its rows are in: they come in
+        the batches of the slice holding the slot's last millisecond (see TrainOnWindows). A slot
+        shorter than a slice is closed only then, so waiting for the slot's start alone would
+        score with the snapshot before.
         """
-        return -(-slot_start // self.slice) * self.slice - 1
+        return batched_by(slot_start, self.slice)
 
     def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
         state = ctx.get_broadcast_state(SNAPSHOTS)

@@ -46,6 +46,17 @@ def slice_for_density(events: int, span_ms: int, shards: int, window_ms: int, ta
     return max([step for step in fitting if step <= wanted], default=fitting[0])
 
 
+def batched_by(t: int, slice_ms: int) -> int:
+    """The watermark by which every event before ``t`` has been batched: the end of the slice that
+    holds ``t - 1``, less one. Flink emits a slice's batches before the watermark that passes the
+    slice's end, so an operator downstream has them all once its watermark reaches this.
+
+    >>> batched_by(30_000, slice_ms=300_000), batched_by(300_000, slice_ms=300_000), batched_by(30_000, slice_ms=1_000)
+    (299999, 299999, 29999)
+    """
+    return -(-t // slice_ms) * slice_ms - 1
+
+
 def with_slice(settings: Settings, events: int, sample: Sequence[str]) -> Settings:
     """``settings`` with a number for ``batching.slice_ms``: the configured one, or the one
     ``auto`` picks for a replay of ``events`` lines of which ``sample`` is spread evenly."""
