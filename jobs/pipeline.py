@@ -7,7 +7,7 @@
                                                                        drift events (trainer) -> drift
 
 Events cross into Python in batches: the triage function takes Arrow batches of lines, and
-Flink SQL groups the timely lines of each user shard and event-time slice into one record
+Flink SQL groups the timely events of each user shard and event-time slice into one record
 (ARRAY_AGG) before the per-user operators see them. Only Java runs per event between Python
 stages. Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or
 Kafka topics; snapshots always go to files (and MLflow).
@@ -42,7 +42,7 @@ from pyflink.table.udf import udf
 from conf.settings import Settings
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.constant_predictions import ConstantPredictions
-from operators.featurize_users import LINE_SEPARATOR, UserFeatures
+from operators.featurize_users import EVENT_SEPARATOR, UserFeatures
 from operators.report_to_mlflow import ReportToMlflow
 from operators.score_events import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
@@ -138,7 +138,8 @@ def _file_sink(root: Path, name: str) -> FileSink:
 
 def _batches(env: StreamExecutionEnvironment, settings: Settings,
              input_paths: list[str]) -> tuple[DataStream, DataStream]:
-    """Source -> triage -> one record per (user shard, event-time slice): ``Row(shard, lines)``.
+    """Source -> triage -> one record per (user shard, event-time slice): ``Row(shard, events)``, the
+    slice's compact events joined by EVENT_SEPARATOR.
 
     Returns the batches and the triage's dead letters (invalid or late lines, as JSON).
     """
@@ -163,13 +164,13 @@ def _batches(env: StreamExecutionEnvironment, settings: Settings,
     # line, and the per-user stage decodes it instead of parsing and validating the line again.
     triaged = t_env.from_data_stream(lines).alias("line") \
         .select(triage(col("line")).alias("t")) \
-        .select(col("t").get("event").alias("line"), col("t").get("shard").alias("shard"),
+        .select(col("t").get("event").alias("event"), col("t").get("shard").alias("shard"),
                 col("t").get("event_time").alias("event_time"), col("t").get("dead_letter").alias("dead_letter"))
     # Back to a DataStream once, so that the triage runs once for both branches below; watermarks in
     # Java, one millisecond behind the triage's lateness bound: no timely line is late for the slices.
     bound_ms = settings.source.max_out_of_orderness_ms + 1
     schema = Schema.new_builder() \
-        .column("line", DataTypes.STRING()).column("shard", DataTypes.INT()) \
+        .column("event", DataTypes.STRING()).column("shard", DataTypes.INT()) \
         .column("event_time", DataTypes.BIGINT()).column("dead_letter", DataTypes.STRING()) \
         .column_by_expression("rt", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)") \
         .watermark("rt", f"rt - INTERVAL '0.001' SECOND * {bound_ms}").build()
@@ -177,13 +178,13 @@ def _batches(env: StreamExecutionEnvironment, settings: Settings,
     dead_letters = t_env.to_data_stream(t_env.sql_query(
         "SELECT dead_letter FROM triaged_lines WHERE dead_letter IS NOT NULL")) \
         .map(lambda row: row[0], output_type=Types.STRING()).name("triage-dead-letters")
-    t_env.create_temporary_view("timely_lines", t_env.sql_query(
-        "SELECT line, shard, rt FROM triaged_lines WHERE dead_letter IS NULL"))
+    t_env.create_temporary_view("timely_events", t_env.sql_query(
+        "SELECT event, shard, rt FROM triaged_lines WHERE dead_letter IS NULL"))
     # ARRAY_AGG then one join, not LISTAGG: LISTAGG's accumulator copies the growing text at every
     # line (quadratic in the batch), which took 8 of the JVM's CPU-seconds on the bench's batches.
     batches = t_env.sql_query(f"""
-        SELECT shard, ARRAY_JOIN(ARRAY_AGG(line), '{LINE_SEPARATOR}') AS lines
-        FROM TABLE(TUMBLE(TABLE timely_lines, DESCRIPTOR(rt), {_interval(settings.batching.slice_ms)}))
+        SELECT shard, ARRAY_JOIN(ARRAY_AGG(event), '{EVENT_SEPARATOR}') AS events
+        FROM TABLE(TUMBLE(TABLE timely_events, DESCRIPTOR(rt), {_interval(settings.batching.slice_ms)}))
         GROUP BY shard, window_start, window_end""")
     return t_env.to_data_stream(batches), dead_letters
 

@@ -17,5 +17,5 @@ from udfs.learning.scoring import predictions_json
 class ConstantPredictions(FlatMapFunction):
     def flat_map(self, batch: Row) -> Iterator[str]:
         rows = [FeatureRow(e.event_id, e.user_id, e.event_time, e.label, (), ())
-                for e in batch_events(batch.lines)]
+                for e in batch_events(batch.events)]
         yield from predictions_json(FeatureBatch.from_rows(rows, n_dense=0), np.full(len(rows), 0.5), 0)

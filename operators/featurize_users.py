@@ -19,12 +19,12 @@ from operators.tags import DEAD_LETTERS
 from udfs.features.batch_features import BatchFeaturizer
 from udfs.features.events import Event
 
-LINE_SEPARATOR = "\x1e"  # ASCII record separator: json.dumps escapes it inside a compact event
+EVENT_SEPARATOR = "\x1e"  # ASCII record separator: json.dumps escapes it inside a compact event
 
 
-def batch_events(lines: str) -> list[Event]:
-    """The events of one batch record: the triage's compact events, joined by LINE_SEPARATOR."""
-    return [Event.from_compact(line) for line in lines.split(LINE_SEPARATOR)]
+def batch_events(events: str) -> list[Event]:
+    """The events of one batch record: the triage's compact events, joined by EVENT_SEPARATOR."""
+    return [Event.from_compact(event) for event in events.split(EVENT_SEPARATOR)]
 
 
 class UserFeatures(KeyedProcessFunction):
@@ -37,8 +37,8 @@ class UserFeatures(KeyedProcessFunction):
         self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        """``batch``: (shard, events joined by LINE_SEPARATOR), each already validated and timely."""
-        events = batch_events(batch.lines)
+        """``batch``: (shard, compact events joined by EVENT_SEPARATOR), each already validated and timely."""
+        events = batch_events(batch.events)
         states = {}
         for user in {e.user_id for e in events}:
             state = self.users.get(user)

@@ -1,7 +1,7 @@
 """Benchmark: the full job against passthrough jobs, library mode and River, on one input.
 
     python scripts/bench.py [--events 300000] [--users 10000] [--numeric 17] [--parallelism 2] [--json bench.json]
-                            [--kafka-rate auto|N|0] [--kafka-seconds 60]
+                            [--kafka-rate auto|N|0] [--kafka-seconds 60] [--kafka-probes 4]
                             [--scaling-users 1000,10000,100000] [--scaling-events N]
 
 Each contender runs in its own process on the same generated file:
@@ -16,8 +16,10 @@ per-window training time (p50/p99), per-slot checks and fast-mode updates (p50/p
 how training time grows with window size. The full job then runs again on streams with the same
 event count and more users (``--scaling-users``; '' skips): events/s, peak memory and the cost per
 event of the most users over that of the fewest. Kafka mode (on unless ``--kafka-rate 0``) then
-runs the full job between Kafka topics at a fixed offered rate (``auto``: half the full job's
-measured events/s) and prints the produce-to-prediction latency p50/p99 (scripts/kafka_latency.py).
+runs the full job between Kafka topics at a fixed offered rate and prints the produce-to-prediction
+latency p50/p99 (scripts/kafka_latency.py). ``auto`` offers half the highest rate the job keeps up
+with, which a search finds first: runs of ``--kafka-probe-seconds`` each, doubling the rate from
+1,000 events/s until the job falls behind, then halving the gap (``--kafka-probes`` runs in all).
 Absolute numbers on shared machines are noisy: read the ratios.
 """
 
@@ -35,13 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from conf.settings import load_settings
-from scripts.kafka_latency import measure_latency
+from scripts.kafka_latency import keeps_up, max_sustainable_rate, measure_latency
 from scripts.river_baseline import river_python
 from udfs.sim.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 
 RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
+KAFKA_SEARCH_START = 1_000.0  # events/s: the first probe of the search for the highest sustainable rate
 
 
 def _tree_rss_mib(root: int) -> float:
@@ -251,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=Path("bench.json"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every contender, e.g. job.python_execution_mode=thread")
-    p.add_argument("--kafka-rate", default="auto", help="events/s offered in Kafka mode; auto = half the full "
-                                                         "job's measured throughput; 0 = skip Kafka mode")
+    p.add_argument("--kafka-rate", default="auto", help="events/s offered in Kafka mode; auto = half the highest "
+                                                         "rate the job keeps up with, found by --kafka-probes runs "
+                                                         "from 1,000 events/s on; 0 = skip Kafka mode")
+    p.add_argument("--kafka-probes", type=int, default=4, help="runs of the search for the highest sustainable rate")
+    p.add_argument("--kafka-probe-seconds", type=float, default=20.0, help="measured seconds per probe")
     p.add_argument("--kafka-seconds", type=float, default=60.0, help="measured seconds in Kafka mode")
     a = p.parse_args(argv)
     a.scaling_events = a.scaling_events or a.events
@@ -278,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         figures["slot_costs"] = slot_costs(a, features)
         if scaling_users:
             figures["user_scaling"] = user_scaling(a, scaling_users, features, tmp)
-        rate = figures["full"]["events_per_s"] / 2 if a.kafka_rate == "auto" else float(a.kafka_rate)
+        rate = float(a.kafka_rate) if a.kafka_rate != "auto" else 0.0
+        if a.kafka_rate == "auto":
+            print(f"searching the highest kafka rate the job keeps up with ({a.kafka_probes} runs) ...",
+                  file=sys.stderr, flush=True)
+            highest, probes = max_sustainable_rate(KAFKA_SEARCH_START, a.kafka_probes, a.kafka_probe_seconds,
+                                                   a.parallelism, features, tmp / "kafka-search")
+            figures["kafka_search"] = {"max_sustainable_rate": highest, "probes": probes}
+            rate = highest / 2
         if rate > 0:
             print(f"running kafka mode at {rate:.0f} events/s ...", file=sys.stderr, flush=True)
             figures["kafka"] = measure_latency(rate, a.kafka_seconds, a.parallelism, features, tmp / "kafka")
@@ -307,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"peak RSS {row['peak_rss_mib']:.0f} MiB")
         print(f"cost per event, {u['runs'][-1]['users']} users / {u['runs'][0]['users']} users: "
               f"{u['cost_per_event_ratio']:.2f}")
+    if "kafka_search" in figures:
+        search = figures["kafka_search"]
+        tried = ", ".join(f"{r['offered_rate']:.0f} {'kept up' if keeps_up(r) else 'fell behind'}"
+                          for r in search["probes"])
+        print(f"kafka: highest rate kept up with {search['max_sustainable_rate']:.0f} events/s ({tried})")
     if "kafka" in figures:
         k = figures["kafka"]
         print(f"kafka at {k['offered_rate']:.0f} events/s: produce-to-prediction p50 {k['p50_ms']:.0f} ms, "

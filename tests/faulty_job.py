@@ -23,7 +23,7 @@ import numpy as np
 from pyflink.datastream.functions import RuntimeContext
 
 from jobs import online_learning, pipeline
-from operators.featurize_users import LINE_SEPARATOR
+from operators.featurize_users import EVENT_SEPARATOR
 from udfs.features.feature_batch import FeatureBatch
 from udfs.learning.learner import TrainParams
 from udfs.learning.window_trainer import TrainerState, WindowTrainer
@@ -31,7 +31,7 @@ from udfs.learning.window_trainer import TrainerState, WindowTrainer
 # operator -> (its class in jobs.pipeline, the method that receives records, records in one call)
 FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {
     "parse": ("TriageLines", "eval", len),
-    "user-features": ("UserFeatures", "process_element", lambda batch: batch.lines.count(LINE_SEPARATOR) + 1),
+    "user-features": ("UserFeatures", "process_element", lambda batch: batch.events.count(EVENT_SEPARATOR) + 1),
     "trainer": ("TrainOnWindows", "process_element", lambda keyed: len(keyed[1])),
     "predictor": ("ScoreEvents", "process_element", lambda keyed: len(keyed[1])),
 }
