@@ -4,7 +4,8 @@ import random
 import pytest
 
 from udfs.features.events import Event
-from udfs.features.user_features import UserFeatureExtractor, UserState, stable_bucket
+from udfs.features.feature_batch import FeatureBatch
+from udfs.features.user_features import FeatureRow, UserFeatureExtractor, UserState, stable_bucket
 
 FX = UserFeatureExtractor(numeric=("amount",), categorical=("device",), hash_buckets=16,
                           velocity_half_life_s=60, positive_rate_prior=0.5, positive_rate_prior_strength=2)
@@ -94,3 +95,15 @@ def test_a_constant_feature_has_zero_zscore_and_spread():
     dense, _ = fx.featurize_batch([ev(i, i)._replace(numeric={"price": 0.618}) for i in range(5)]
                                   + [ev(9, 9)._replace(numeric={"price": 0.723})], states)
     assert dense[:, -1].tolist() == [0.0] * 6 and states["u"].moments[0, 2] > 0
+
+
+def test_canonical_order_is_event_time_then_user_then_event_id_whatever_the_input_order():
+    rng = random.Random(3)
+    rows = [FeatureRow(f"e{rng.randrange(50)}", f"u{rng.randrange(5)}", rng.randrange(4), None, (float(i),), ())
+            for i in range(400)]  # many ties on time and user, some on all three
+    canonical = FeatureBatch.from_rows(rows, n_dense=1).canonical()
+    expected = sorted(rows, key=lambda r: (r.event_time, r.user_id, r.event_id))  # stable, as the batch's sort
+    assert canonical.event_ids == [r.event_id for r in expected]
+    assert canonical.dense[:, 0].tolist() == [r.dense[0] for r in expected]
+    rng.shuffle(rows)
+    assert FeatureBatch.from_rows(rows, n_dense=1).canonical().event_ids == [r.event_id for r in expected]
