@@ -284,7 +284,6 @@ def main(argv: list[str] | None = None) -> int:
         figures["slot_costs"] = slot_costs(a, features)
         if scaling_users:
             figures["user_scaling"] = user_scaling(a, scaling_users, features, tmp)
-        rate = float(a.kafka_rate) if a.kafka_rate != "auto" else 0.0
         if a.kafka_rate == "auto":
             print(f"searching the highest kafka rate the job keeps up with ({a.kafka_probes} runs) ...",
                   file=sys.stderr, flush=True)
@@ -292,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    a.parallelism, features, tmp / "kafka-search")
             figures["kafka_search"] = {"max_sustainable_rate": highest, "probes": probes}
             rate = highest / 2
+        else:
+            rate = float(a.kafka_rate)
         if rate > 0:
             print(f"running kafka mode at {rate:.0f} events/s ...", file=sys.stderr, flush=True)
             figures["kafka"] = measure_latency(rate, a.kafka_seconds, a.parallelism, features, tmp / "kafka")

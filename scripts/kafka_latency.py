@@ -106,19 +106,19 @@ def _stamped(spec: StreamSpec, measured: _Measured, arrivals: _Arrivals, seconds
         if measure_from == float("inf"):
             times.append(now)
             ids.append(event["event_id"])
-        if measure_from == float("inf") and now - checked > 0.5:
-            checked = now
-            if not arrivals.seen and now - started > startup_s:
-                raise RuntimeError(f"no prediction within {startup_s:.0f} s of producing: the job did not start")
-            due = bisect.bisect_right(times, now - CAUGHT_UP_S) - 1
-            if due >= 0 and ids[due] in arrivals.seen:
-                measured.caught_up_s = now - started
-            if measured.caught_up_s is not None or now - started > startup_s:
-                measure_from = now + settle_s
-                measure_until = measure_from + seconds
-                how = "caught up" if measured.caught_up_s is not None else "still behind"
-                print(f"  kafka: {how} {now - started:.0f} s after the first event; measuring from "
-                      f"{settle_s:.0f} s on", file=sys.stderr, flush=True)
+            if now - checked > 0.5:
+                checked = now
+                if not arrivals.seen and now - started > startup_s:
+                    raise RuntimeError(f"no prediction within {startup_s:.0f} s of producing: the job did not start")
+                due = bisect.bisect_right(times, now - CAUGHT_UP_S) - 1
+                if due >= 0 and ids[due] in arrivals.seen:
+                    measured.caught_up_s = now - started
+                if measured.caught_up_s is not None or now - started > startup_s:
+                    measure_from = now + settle_s
+                    measure_until = measure_from + seconds
+                    how = "caught up" if measured.caught_up_s is not None else "still behind"
+                    print(f"  kafka: {how} {now - started:.0f} s after the first event; measuring from "
+                          f"{settle_s:.0f} s on", file=sys.stderr, flush=True)
         if measure_from <= now < measure_until:
             measured.produced[event["event_id"]] = now
         elif now >= measure_until:
@@ -209,11 +209,12 @@ def max_sustainable_rate(start: float, probes: int, probe_seconds: float, parall
         result = measure_latency(rate, probe_seconds, parallelism, overrides, workdir / f"probe-{probe}",
                                  startup_s=PROBE_STARTUP_S, tail_s=PROBE_TAIL_S)
         results.append(result)
+        kept_up = keeps_up(result)
         caught = (f"caught up after {result['caught_up_s']:.0f} s" if result["caught_up_s"] is not None
                   else f"not caught up within {PROBE_STARTUP_S:.0f} s")
-        print(f"  kafka: {rate:.0f} events/s {'kept up' if keeps_up(result) else 'fell behind'} ({caught}, "
+        print(f"  kafka: {rate:.0f} events/s {'kept up' if kept_up else 'fell behind'} ({caught}, "
               f"p50 {result['p50_ms']:.0f} ms, growth {result['growth_ms']:.0f} ms)", file=sys.stderr, flush=True)
-        if keeps_up(result):
+        if kept_up:
             kept = rate
         else:
             behind = rate

@@ -88,6 +88,17 @@ def outputs(out: Path, name: str) -> list[dict[str, Any]]:
     return list(read_jsonl_dir(out / name))
 
 
+def differing_predictions(committed: list[dict[str, Any]], library_predictions: list[str]
+                          ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(the job's, library mode's) for each committed prediction whose model version or score (to
+    1e-9) is not library mode's, the earliest event first. Check the two id sets first."""
+    expected = {p["event_id"]: p for p in map(json.loads, library_predictions)}
+    pairs = ((p, expected[p["event_id"]]) for p in committed)
+    return sorted(((p, w) for p, w in pairs
+                   if p["model_version"] != w["model_version"] or abs(p["score"] - w["score"]) >= 1e-9),
+                  key=lambda pair: pair[0]["event_time"])
+
+
 class MlflowServer:
     """A real tracking server: sqlite backend store, artifacts proxied through the server.
 

@@ -18,7 +18,8 @@ from conf.settings import load_settings
 from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
-from tests.integration.conftest import REPO, assert_same_model, job_command, outputs, run_job, write_stream
+from tests.integration.conftest import (REPO, assert_same_model, differing_predictions, job_command, outputs,
+                                       run_job, write_stream)
 from udfs.offline.library_mode import run_library
 from udfs.sim.stream_generator import StreamSpec
 from udfs.tracking.mlflow_reporter import window_step
@@ -64,10 +65,9 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     committed = outputs(out, "predictions")
     counts = Counter(p["event_id"] for p in committed)
     assert set(counts) == set(expected) and max(counts.values()) == 1, "lost or doubled predictions"
-    differing = sorted((p for p in committed if p["model_version"] != expected[p["event_id"]]["model_version"]
-                        or abs(p["score"] - expected[p["event_id"]]["score"]) >= 1e-9), key=lambda p: p["event_time"])
+    differing = differing_predictions(committed, library.predictions)
     assert not differing, (f"{len(differing)} of {len(committed)} predictions differ from library mode's; "
-                           f"the earliest: {differing[0]} against {expected[differing[0]['event_id']]}")
+                           f"the earliest (job, library): {differing[0]}")
 
     snapshots = read_snapshots(out)
     assert [s["trained_version"] for s in snapshots] == list(range(1, len(library.snapshots) + 1))
