@@ -233,12 +233,21 @@ class WindowSettings(_Section):
     # Event-time slots inside a window: the concept checks run per slot, and while the stream
     # drifts (fast mode) the model is updated per slot too. Must divide size_ms.
     slot_ms: int = Field(30_000, ge=1_000)
+    # How much older than an event's slot start the model that scores it must be. 0 serves the
+    # freshest model, so a slot's first rows wait for the trainer to close the slot before (and a
+    # window's, for its training). A multiple of slot_ms lets rows be scored as they arrive, with a
+    # model that much staler: for live streams where latency matters more than the last slot.
+    serving_lag_ms: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _slots_tile_windows(self) -> WindowSettings:
         if self.size_ms % self.slot_ms:
             raise ValueError(f"window.slot_ms={self.slot_ms} must divide window.size_ms={self.size_ms} "
                              "(a slot may not straddle two windows)")
+        if self.serving_lag_ms % self.slot_ms or self.serving_lag_ms > self.size_ms:
+            raise ValueError(f"window.serving_lag_ms={self.serving_lag_ms} must be a multiple of "
+                             f"window.slot_ms={self.slot_ms} and at most window.size_ms={self.size_ms} "
+                             "(a lag is counted in whole slots: try 0 or the slot)")
         return self
 
     @property

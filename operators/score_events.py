@@ -1,9 +1,9 @@
-"""Scores every event with the newest snapshot whose training ended by the start of the event's slot,
-a batch at a time.
+"""Scores every event with the newest snapshot whose training ended by the start of the event's slot
+(less ``window.serving_lag_ms``), a batch at a time.
 
 Snapshots (one per window, and one per slot in fast mode) arrive as a broadcast stream from the
 trainer. The rows of slot ``s`` in a batch wait (in keyed state, with an event-time timer) until
-the watermark shows that every slot ending at or before ``s``'s start has closed; then the
+the watermark shows that every slot ending at or before that cutoff has closed; then the
 snapshot that serves them is final and the scores are the same on every run, whatever the
 relative speed of the two inputs. Each batch is scored in one vectorised pass per slot.
 """
@@ -30,6 +30,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         self.settings = settings
         self.slot, self.size = settings.window.slot_ms, settings.window.size_ms
         self.slice = settings.batching.slice_ms  # resolved before the graph is built (never "auto" here)
+        self.lag = settings.window.serving_lag_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
@@ -56,12 +57,13 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def _ready_at(self, slot_start: int) -> int:
         """The watermark that proves the snapshot serving ``slot_start`` final.
 
-        The trainer closes the slot before ``slot_start`` once all its rows are in: they come in
-        the batches of the slice holding the slot's last millisecond (see TrainOnWindows). A slot
-        shorter than a slice is closed only then, so waiting for the slot's start alone would
-        score with the snapshot before.
+        The trainer closes the slot ending at the cutoff (the slot's start less the serving lag)
+        once all its rows are in: they come in the batches of the slice holding that slot's last
+        millisecond (see TrainOnWindows). A slot shorter than a slice is closed only then, so
+        waiting for the cutoff alone would score with the snapshot before. With a lag of a slot
+        or more, the cutoff has passed by the time a slot's rows arrive, and they are scored at once.
         """
-        return batched_by(slot_start, self.slice)
+        return batched_by(slot_start - self.lag, self.slice)
 
     def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
         state = ctx.get_broadcast_state(SNAPSHOTS)
@@ -82,7 +84,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def _index(self, state: Any) -> SnapshotIndex:
         """The in-memory index mirrors broadcast state; rebuilt from it after a restore."""
         if self.index is None:
-            self.index = SnapshotIndex(initial=warm_snapshot(self.settings))
+            self.index = SnapshotIndex(initial=warm_snapshot(self.settings), lag_ms=self.lag)
             for _, snapshot in state.items():
                 self.index.add(snapshot)
         return self.index

@@ -42,6 +42,7 @@ from udfs.sim.stream_generator import StreamSpec, generate_events
 REPO = Path(__file__).resolve().parent.parent
 LATENCY_SETTINGS = ("source.max_out_of_orderness_ms=200", "job.python_bundle_time_ms=50", "batching.slice_ms=200",
                     "batching.shards=4", "job.watermark_interval_ms=50", "job.trainer_slot=own",
+                    "window.serving_lag_ms=30000",
                     'kafka.consumer_properties={"fetch.max.wait.ms": "20"}',
                     'kafka.producer_properties={"linger.ms": "0"}')
 MAX_GROWTH_MS = 1_000.0

@@ -170,15 +170,19 @@ def test_flink_job_matches_library_mode_exactly(stationary_run, kind_runs, kind)
     assert_same_model(read_snapshots(out)[-1]["parameters"], library.snapshots[-1]["parameters"], atol=1e-9)
 
 
-def test_results_do_not_depend_on_when_pyflink_lets_a_watermark_through(tmp_path):
+@pytest.mark.parametrize("lag", [0, SLOT_MS])
+def test_results_do_not_depend_on_when_pyflink_lets_a_watermark_through(tmp_path, lag):
     """Bundles of three records: PyFlink holds a watermark back until the bundle in flight
     finishes, and by then that bundle holds the first batches of the next slice. The trainer
     closed their slots at that held watermark with part of their rows, so it trained on another
-    order than library mode (on a busy machine this happened now and then with the default bundles)."""
+    order than library mode (on a busy machine this happened now and then with the default bundles).
+    With a serving lag the predictor scores rows as they arrive, judged by the watermark it has seen."""
     spec = StreamSpec(n_events=10_000, n_users=500, duration_s=3600.0, seed=5)
     write_stream(tmp_path / "events.jsonl", spec)
-    run_job(tmp_path / "events.jsonl", tmp_path / "out", "job.python_bundle_size=3", "job.python_bundle_time_ms=60000")
-    library = run_library(load_settings(), (tmp_path / "events.jsonl").read_text().splitlines())
+    lagged = f"window.serving_lag_ms={lag}"
+    run_job(tmp_path / "events.jsonl", tmp_path / "out", "job.python_bundle_size=3", "job.python_bundle_time_ms=60000",
+            lagged)
+    library = run_library(load_settings(overrides=[lagged]), (tmp_path / "events.jsonl").read_text().splitlines())
     committed = outputs(tmp_path / "out", "predictions")
     assert Counter(p["event_id"] for p in committed) == Counter(json.loads(p)["event_id"] for p in library.predictions)
     differing = differing_predictions(committed, library.predictions)

@@ -53,6 +53,12 @@ def test_slots_must_tile_windows():
     assert load_settings(overrides=["window.slot_ms=60000"]).window.slots_per_window == 5
 
 
+@pytest.mark.parametrize("lag", ["45000", "330000", "-30000"])
+def test_serving_lag_is_whole_slots_within_a_window(lag):
+    with pytest.raises(SettingsError, match="window.serving_lag_ms"):
+        load_settings(overrides=[f"window.serving_lag_ms={lag}"])
+
+
 @pytest.mark.parametrize("name", ["sine1", "stagger"])
 def test_abrupt_concept_drift_is_detected_by_a_slot_within_120_s(name):
     result, drift_times = reference_run(name)
@@ -72,19 +78,28 @@ def test_generator_concept_drift_is_detected_within_120_s_and_switches_fast_mode
     assert slot_updates and all(switches[0][0] <= s["window_end"] <= switches[1][0] for s in slot_updates)
 
 
-def test_each_event_is_served_by_the_newest_snapshot_trained_by_its_slot_start(concept_run):
-    snapshots = sorted(concept_run.snapshots, key=lambda s: s["window_end"])
-    versions = [s["trained_version"] for s in concept_run.snapshots]
+@pytest.mark.parametrize("lag_slots", [0, 1])
+def test_each_event_is_served_by_the_newest_snapshot_trained_by_its_slot_start_less_the_lag(concept_run, lag_slots):
+    slot_ms = load_settings().window.slot_ms
+    run = concept_run if lag_slots == 0 else run_library(
+        load_settings(overrides=[f"window.serving_lag_ms={lag_slots * slot_ms}"]),
+        [json.dumps(e) for e in generate_events(CONCEPT)])
+    snapshots = sorted(run.snapshots, key=lambda s: s["window_end"])
+    versions = [s["trained_version"] for s in run.snapshots]
     assert versions == list(range(1, len(versions) + 1)), "candidates are numbered without gaps or repeats"
     ends = [s["window_end"] for s in snapshots]
-    slot_ms = load_settings().window.slot_ms
     served_by_slot_update = 0
-    for p in map(json.loads, concept_run.predictions):
-        i = bisect.bisect_right(ends, window_start(p["event_time"], slot_ms))
+    predictions = list(map(json.loads, run.predictions))
+    assert len(predictions) == CONCEPT.n_events
+    for p in predictions:
+        i = bisect.bisect_right(ends, window_start(p["event_time"], slot_ms) - lag_slots * slot_ms)
         newest = snapshots[i - 1] if i else None
         assert p["model_version"] == (newest["version"] if newest else 0), p
         served_by_slot_update += bool(newest and newest["update"] == "slot")
     assert served_by_slot_update > 0, "no event was served by a fast-mode slot update"
+    # the lag changes which snapshot scores an event, not what the trainer does
+    assert [(s["window_end"], s["version"], s["metrics"]["logloss"]) for s in run.snapshots] == \
+        [(s["window_end"], s["version"], s["metrics"]["logloss"]) for s in concept_run.snapshots]
 
 
 def windows_10_on(result: LibraryResult) -> float:

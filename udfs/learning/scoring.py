@@ -1,13 +1,22 @@
 """Prequential scoring: which snapshot may score an event, and the prediction record.
 
 An event of slot ``s`` is scored by the newest snapshot whose training ended at or before ``s``
-started (a window's, or a fast-mode slot update's); snapshots are indexed by their end for that lookup.
+started, less the serving lag (``window.serving_lag_ms``): a window's, or a fast-mode slot
+update's. Snapshots are indexed by their end for that lookup.
 
 >>> idx = SnapshotIndex()
 >>> idx.add({"version": 1, "window_end": 600, "parameters": None})
 >>> idx.add({"version": 2, "window_end": 900, "parameters": None})
 >>> idx.serving_for(slot_start=600)["version"], idx.serving_for(slot_start=300)["version"]
 (1, 0)
+
+With a lag of 300, the rows of slot 900 are served by the snapshot that ended at 600:
+
+>>> lagged = SnapshotIndex(lag_ms=300)
+>>> for snapshot in idx.snapshots.values():
+...     lagged.add(snapshot)
+>>> lagged.cutoff(slot_start=900), lagged.serving_for(slot_start=900)["version"]
+(600, 1)
 """
 
 from __future__ import annotations
@@ -27,8 +36,9 @@ _INITIAL = {"version": 0, "window_end": None, "parameters": None}
 class SnapshotIndex:
     """Snapshots by the end of their window or slot, plus their decoded models (decoded once, used per event)."""
 
-    def __init__(self, initial: dict[str, Any] | None = None) -> None:
+    def __init__(self, initial: dict[str, Any] | None = None, lag_ms: int = 0) -> None:
         self.initial = initial or _INITIAL
+        self.lag_ms = lag_ms
         self.ends: list[int] = []
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.models: dict[int, Model] = {}
@@ -40,8 +50,12 @@ class SnapshotIndex:
         self.snapshots[end] = snapshot
         self.models.pop(snapshot["version"], None)
 
+    def cutoff(self, slot_start: int) -> int:
+        """The latest end of a snapshot that may score the rows of the slot starting at ``slot_start``."""
+        return slot_start - self.lag_ms
+
     def serving_for(self, slot_start: int) -> dict[str, Any]:
-        i = bisect.bisect_right(self.ends, slot_start)
+        i = bisect.bisect_right(self.ends, self.cutoff(slot_start))
         return self.snapshots[self.ends[i - 1]] if i else self.initial
 
     def model(self, snapshot: dict[str, Any]) -> Model | None:
@@ -66,7 +80,7 @@ class SnapshotIndex:
         >>> idx.prune(before=700), idx.serving_for(slot_start=700)["version"]
         ([300], 2)
         """
-        newest_usable = bisect.bisect_right(self.ends, before) - 1
+        newest_usable = bisect.bisect_right(self.ends, self.cutoff(before)) - 1
         if newest_usable <= 0:
             return []
         dropped, self.ends = self.ends[:newest_usable], self.ends[newest_usable:]

@@ -84,10 +84,12 @@ class TrainerState:
 @dataclass(frozen=True)
 class ScoredSlot:
     """A closed slot's rows (in canonical order), the serving model's scores of its labeled rows,
+    its held-out rows (found once, at the slot's close, so the window's close has less to do),
     and whether a fast-mode update already trained on them."""
 
     rows: FeatureBatch
     probs: np.ndarray
+    holdout: np.ndarray
     trained: bool
 
 
@@ -164,6 +166,7 @@ class WindowTrainer:
         started = time.perf_counter()
         rows = rows.canonical()  # the training order must not depend on how batches arrived
         labeled = rows.labels >= 0
+        holdout = self._holdout(rows, labeled)
         y = rows.labels[labeled]
         probs = self._serving(state).predict_proba(rows.dense[labeled], rows.buckets[labeled]) \
             if labeled.any() else np.empty(0)
@@ -187,7 +190,8 @@ class WindowTrainer:
         trained = state.fast and bool(labeled.any())
         snapshot = None
         if trained:
-            self._train_slot(state, rows, labeled, retrain=any(d["kind"] == "fast_mode_on" for d in decisions))
+            self._train_slot(state, rows, labeled & ~holdout, holdout,
+                             retrain=any(d["kind"] == "fast_mode_on" for d in decisions))
         if trained and not self.ends_window(slot_end):
             state.slot_updates += 1
             metrics = self._quality(state, y, probs)  # trained: the slot has labeled rows
@@ -198,7 +202,7 @@ class WindowTrainer:
         else:
             state.carried_decisions += decisions
         cost = SlotCost(checked - started, time.perf_counter() - checked if trained else None)
-        return SlotResult(ScoredSlot(rows, probs, trained), snapshot, drift_events, cost)
+        return SlotResult(ScoredSlot(rows, probs, holdout, trained), snapshot, drift_events, cost)
 
     def close_window(self, state: TrainerState, window_start: int, window_end: int,
                      slots: list[ScoredSlot]) -> WindowResult:
@@ -207,6 +211,7 @@ class WindowTrainer:
         probs = np.concatenate([s.probs for s in slots]) if slots else np.empty(0)
         untrained = np.concatenate([np.full(len(s.rows), not s.trained) for s in slots]) if slots \
             else np.zeros(0, dtype=bool)
+        holdout = np.concatenate([s.holdout for s in slots]) if slots else np.zeros(0, dtype=bool)
         dense, buckets, labels = rows.dense, rows.buckets, rows.labels
         labeled = labels >= 0
         y = labels[labeled]
@@ -222,7 +227,6 @@ class WindowTrainer:
             decisions += self._adapt(state)
         learner = state.model
         learner.update_scaler(dense, decay=self.settings.model.scaler_decay, reset=bool(detections))
-        holdout = self._holdout(rows, labeled)
         train = labeled & ~holdout & untrained
         # A window with concept drift, found by its slots, trains its rows as a drifted window.
         params = self._train_params(state, retrain=concept or any(s.trained for s in slots))
@@ -293,11 +297,10 @@ class WindowTrainer:
             decisions.append({"kind": "fast_mode_off", "reason": f"{self.adaptation.calm_slots} calm slots in a row",
                               "slot_logloss": float(losses.mean()), "band_mean": state.band.mean})
 
-    def _train_slot(self, state: TrainerState, rows: FeatureBatch, labeled: np.ndarray, retrain: bool) -> None:
+    def _train_slot(self, state: TrainerState, rows: FeatureBatch, train: np.ndarray, holdout: np.ndarray,
+                    retrain: bool) -> None:
         """One fast-mode update: the learner trains on the slot and serves from the next slot on; the
         slot that found the drift trains as a drifted window (``retrain_epochs`` with that policy)."""
-        holdout = self._holdout(rows, labeled)
-        train = labeled & ~holdout
         if train.any():
             state.model.fit(rows.dense[train], rows.buckets[train], rows.labels[train],
                             self._train_params(state, retrain=retrain))

@@ -63,7 +63,7 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
     open_slots: dict[int, list[FeatureBatch]] = defaultdict(list)
     window_slots: dict[int, list[ScoredSlot]] = defaultdict(list)  # closed slots of open windows
     waiting: dict[int, list[FeatureBatch]] = defaultdict(list)
-    index = SnapshotIndex(initial=warm_snapshot(settings))
+    index = SnapshotIndex(initial=warm_snapshot(settings), lag_ms=settings.window.serving_lag_ms)
     result = LibraryResult()
 
     def emit(snapshot: dict[str, Any], drift_events: list[dict[str, Any]]) -> None:
@@ -82,7 +82,7 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
         # A window closes after its last slot, even an empty one: the job's trainer has a timer there.
         last_slots = {start - start % size + size - slot for start in [*window_slots, *open_slots]}
         for start in sorted(set(open_slots) | set(waiting) | last_slots):
-            if start in waiting and start - 1 <= watermark:
+            if start in waiting and index.cutoff(start) - 1 <= watermark:
                 snapshot = index.serving_for(start)
                 model = index.model(snapshot)
                 for part in waiting.pop(start):
