@@ -70,7 +70,9 @@ def test_job_rides_out_an_mlflow_outage_and_logs_every_window(tmp_path: Path) ->
             "windows missing in MLflow"
         assert max(steps.values()) == 1, "a window logged twice"
         summary = json.loads((out / "summary.json").read_text())
-        assert summary["mlflow_windows_logged_after_job"] < len(snapshots) - behind, "the reporter delivered nothing"
+        # The client's reconcile waits for the job's reporter (Flink does not wait for it): with no
+        # snapshot dropped, the reporter delivered every window, its backlog from the outage included.
+        assert summary["mlflow_windows_logged_after_job"] == 0, "windows the job's reporter did not deliver"
     finally:
         server.stop()
 

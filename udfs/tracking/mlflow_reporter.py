@@ -37,6 +37,8 @@ from udfs.tracking.pyfunc_model import save_snapshot_model
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+# Logged last by a reporter that has finished: the window_end of the newest snapshot it was handed.
+FINISHED_THROUGH = "reporter_finished_through"
 _STOP = object()
 
 
@@ -71,6 +73,7 @@ class MlflowReporter:
         self.retries = 0
         self.deadline: float | None = None  # monotonic time after which failing calls give up
         self.last_snapshot: dict[str, Any] | None = None
+        self.handed_through = 0  # window_end of the newest snapshot submitted, delivered or dropped
         self.registered: dict[int, str] = {}  # serving snapshot version -> registry model version
         self.thread = threading.Thread(target=self._work, name="mlflow-reporter", daemon=True)
 
@@ -80,6 +83,7 @@ class MlflowReporter:
 
     def submit(self, snapshot: dict[str, Any]) -> None:
         """Never blocks the caller: a stalled MLflow must not back-pressure the stream."""
+        self.handed_through = max(self.handed_through, int(snapshot["window_end"]))
         try:
             self.pending.put_nowait(snapshot)
         except queue.Full:
@@ -104,7 +108,8 @@ class MlflowReporter:
             self._guarded(self.log_window, item)
         if self.last_snapshot and self.last_snapshot["version"] not in self.registered:
             self._guarded(lambda snapshot: self.register(snapshot, "final"), self.last_snapshot)
-        counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries}
+        counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries,
+                    FINISHED_THROUGH: self.handed_through}
         self._guarded(lambda _: self._call(lambda: self.client.log_batch(self.run_id, metrics=[
             Metric(name, float(value), int(time.time() * 1000), 0) for name, value in counters.items()]),
             "reporter counters"), None)
@@ -186,6 +191,8 @@ class MlflowReporter:
         Returns how many windows and slot updates were logged here; points ``champion`` at the last serving
         snapshot unless it already does.
         """
+        if snapshots:
+            self._await_job_reporter(int(snapshots[-1]["window_end"]), timeout_s)
         self.deadline = time.monotonic() + timeout_s
         logged = {(name, m.step) for name in ("window_end", "slot_end")
                   for m in self._call(lambda: self.client.get_metric_history(self.run_id, name), "metric history")}
@@ -195,6 +202,24 @@ class MlflowReporter:
         if snapshots and self._champion_version() != snapshots[-1]["version"]:
             self.register(snapshots[-1], "final")
         return len(missing)
+
+    def _await_job_reporter(self, through: int, timeout_s: float) -> None:
+        """Waits (at most ``timeout_s``) until the job's reporter has logged ``FINISHED_THROUGH`` >= ``through``.
+
+        Flink does not wait for a Python function's ``close``: when the job is reported finished, its
+        reporter may still be delivering a backlog (after an outage, minutes of it). Reconciling then
+        would log those windows a second time, count them as missed, and register the final model twice.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.client.get_run(self.run_id).data.metrics.get(FINISHED_THROUGH, -1) >= through:
+                    return
+            except Exception:  # noqa: BLE001 - the server may be down; wait on
+                pass
+            time.sleep(0.5)
+        log.warning("the job's MLflow reporter did not finish within %.0f s (mlflow.flush_timeout_s); "
+                    "logging what it has not delivered", timeout_s)
 
     def _champion_version(self) -> int | None:
         try:
