@@ -3,6 +3,11 @@
 Keyed by shard; each user's state is one entry of the shard's MapState, read once and written
 once per batch. Raising parallelism (up to ``batching.shards``) splits shards, and so users,
 between subtasks without changing any result. Duplicate event ids go to the dead letters.
+
+A lookup that misses the worker's state cache is a round trip to the JVM, and a user's first
+event always misses: with 100,000 users in 300,000 events those lookups took a sixth of the
+per-user workers' time. So the operator keeps the ids of the users each shard has state for
+(read from the state once per shard after the worker starts) and looks up only those.
 """
 
 from __future__ import annotations
@@ -35,17 +40,24 @@ class UserFeatures(KeyedProcessFunction):
         self.featurizer = BatchFeaturizer.from_settings(self.settings)
         self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
         self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.known_users: dict[int, set[str]] = {}  # shard -> the users with an entry in its state
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """``batch``: (shard, compact events joined by EVENT_SEPARATOR), each already validated and timely."""
         events = batch_events(batch.events)
-        states = {}
-        for user in {e.user_id for e in events}:
-            state = self.users.get(user)
-            if state is not None:
-                states[user] = state
+        known = self._known_users(ctx.get_current_key())
+        states = {user: self.users.get(user) for user in {e.user_id for e in events} & known}
         featurized = self.featurizer.featurize(events, states)
         self.users.put_all(states.items())  # PyFlink iterates pairs, not a dict
+        known.update(states)
         for letter in featurized.dead_letters:
             yield DEAD_LETTERS, self.dead_letters.count(letter)
         yield batch.shard, featurized.batch
+
+    def _known_users(self, shard: int) -> set[str]:
+        """The users of ``shard`` with a state entry: read from the state on the shard's first batch
+        since the worker started (after a restore too), kept up to date from then on."""
+        known = self.known_users.get(shard)
+        if known is None:
+            known = self.known_users[shard] = set(self.users.keys())
+        return known
