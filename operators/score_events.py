@@ -19,7 +19,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor
 from conf.settings import Settings
 from udfs.features.feature_batch import FeatureBatch
 from udfs.features.slicing import batched_by
-from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch
+from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch, serving_cutoff
 from udfs.tracking.warm_start import warm_snapshot
 
 SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
@@ -63,7 +63,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         waiting for the cutoff alone would score with the snapshot before. With a lag of a slot
         or more, the cutoff has passed by the time a slot's rows arrive, and they are scored at once.
         """
-        return batched_by(slot_start - self.lag, self.slice)
+        return batched_by(serving_cutoff(slot_start, self.lag), self.slice)
 
     def process_broadcast_element(self, snapshot: dict[str, Any], ctx: KeyedBroadcastProcessFunction.Context) -> None:
         state = ctx.get_broadcast_state(SNAPSHOTS)

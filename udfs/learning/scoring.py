@@ -33,6 +33,16 @@ from udfs.learning.model import Model
 _INITIAL = {"version": 0, "window_end": None, "parameters": None}
 
 
+def serving_cutoff(slot_start: int, lag_ms: int) -> int:
+    """The latest end of a snapshot that may score the rows of the slot starting at ``slot_start``:
+    the slot's start less the serving lag (``window.serving_lag_ms``).
+
+    >>> serving_cutoff(90_000, lag_ms=0), serving_cutoff(90_000, lag_ms=30_000)
+    (90000, 60000)
+    """
+    return slot_start - lag_ms
+
+
 class SnapshotIndex:
     """Snapshots by the end of their window or slot, plus their decoded models (decoded once, used per event)."""
 
@@ -51,8 +61,7 @@ class SnapshotIndex:
         self.models.pop(snapshot["version"], None)
 
     def cutoff(self, slot_start: int) -> int:
-        """The latest end of a snapshot that may score the rows of the slot starting at ``slot_start``."""
-        return slot_start - self.lag_ms
+        return serving_cutoff(slot_start, self.lag_ms)
 
     def serving_for(self, slot_start: int) -> dict[str, Any]:
         i = bisect.bisect_right(self.ends, self.cutoff(slot_start))
