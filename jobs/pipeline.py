@@ -69,6 +69,10 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     # collector: G1's concurrent threads took 7 of the JVM's 55 CPU-seconds on the bench's
     # 300,000 events, on a machine whose 2 cores the Python workers need as well.
     os.environ.setdefault("JVM_ARGS", f"-Xmx{job.local_heap_mb}m -XX:+UseParallelGC")
+    # PyFlink's workers, and thread mode's embedded interpreter too, look for `python` on PATH.
+    bin_dir, path = str(Path(sys.executable).parent), os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
     conf = Configuration()
     conf.set_string("python.execution-mode", job.python_execution_mode)
     conf.set_string("python.executable", sys.executable)
@@ -236,16 +240,22 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .process(ScoreEvents(settings), output_type=Types.STRING()).uid("predictor").name("predictor") \
         .set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)  # its inputs' groups may differ
 
+    # Side outputs and the snapshot map start chains of their own: PyFlink follows a side output with
+    # an identity Python map, and a Python operator chained onto another one puts two interpreter
+    # thread states on one task thread. In thread mode a C extension that takes the GIL through
+    # PyGILState (scipy's pybind11 modules, sqlite3 under MLflow) then waits for itself forever.
     k = settings.kafka
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")
-    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS)) \
+    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS).start_new_chain()) \
         .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
-    trained.get_side_output(DRIFT_EVENTS).sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
+    trained.get_side_output(DRIFT_EVENTS).start_new_chain() \
+        .sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
     _snapshot_json(trained, settings, mlflow_target).sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")
 
 
 def _snapshot_json(trained: DataStream, settings: Settings, target: MlflowTarget | None) -> DataStream:
     if target is None:
-        return trained.map(json.dumps, output_type=Types.STRING()).uid("snapshot-json").set_parallelism(1)
+        return trained.map(json.dumps, output_type=Types.STRING()).uid("snapshot-json").set_parallelism(1) \
+            .start_new_chain()
     return trained.map(ReportToMlflow(settings, target.tracking_uri, target.run_id), output_type=Types.STRING()) \
-        .uid("mlflow-reporter").name("mlflow-reporter").set_parallelism(1)
+        .uid("mlflow-reporter").name("mlflow-reporter").set_parallelism(1).start_new_chain()

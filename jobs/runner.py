@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -71,8 +69,6 @@ def run(settings: Settings) -> dict:
     resuming = settings.job.resume_from is not None
     if not resuming:
         clear_outputs(settings)
-    # PyFlink's workers (and the embedded interpreter of thread mode) look for `python` on PATH.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     prepared = prepare(settings)
     settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
     run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None

@@ -48,7 +48,8 @@ class UserFeatures(KeyedProcessFunction):
         known = self._known_users(ctx.get_current_key())
         states = {user: self.users.get(user) for user in {e.user_id for e in events} & known}
         featurized = self.featurizer.featurize(events, states)
-        self.users.put_all(states.items())  # PyFlink iterates pairs, not a dict
+        for user, state in states.items():  # not put_all: process and thread mode take different arguments
+            self.users.put(user, state)
         known.update(states)
         for letter in featurized.dead_letters:
             yield DEAD_LETTERS, self.dead_letters.count(letter)

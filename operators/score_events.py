@@ -23,6 +23,7 @@ from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch, 
 from udfs.tracking.warm_start import warm_snapshot
 
 SNAPSHOTS = MapStateDescriptor("snapshots", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
+MIN_WATERMARK = -(2**63)  # Flink's Long.MIN_VALUE: no watermark yet
 
 
 class ScoreEvents(KeyedBroadcastProcessFunction):
@@ -35,18 +36,23 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
         self.index: SnapshotIndex | None = None
+        # The newest watermark seen on the keyed side: the broadcast side's context has none in
+        # thread mode (PyFlink 2.3). Only used to prune old snapshots, so starting low is safe.
+        self.watermark = MIN_WATERMARK
 
     def process_element(self, keyed: tuple[int, FeatureBatch],
                         ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[str]:
         _, batch = keyed
+        self.watermark = max(self.watermark, ctx.timer_service().current_watermark())
         for start, part in batch.by_window(self.slot).items():
-            if ctx.timer_service().current_watermark() >= self._ready_at(start):
+            if self.watermark >= self._ready_at(start):
                 yield from self._score(start, part, ctx)
             else:
                 self.waiting.add((start, part))
                 ctx.timer_service().register_event_time_timer(self._ready_at(start))
 
     def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext) -> Iterator[str]:
+        self.watermark = max(self.watermark, timestamp)
         ready, waiting = [], []
         for start, part in self.waiting.get() or ():
             (ready if self._ready_at(start) <= timestamp else waiting).append((start, part))
@@ -72,7 +78,7 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
         index.add(snapshot)
         # Rows to come start at or after the watermark's window (a window back: subtasks' watermarks
         # differ a little, and a rescaled job may restore another subtask's broadcast state).
-        watermark = ctx.current_watermark()
+        watermark = self.watermark
         for end in index.prune(before=watermark - watermark % self.size - self.size):
             state.remove(end)
 

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scaling-events", type=int, help="events per user-scaling run (default: --events)")
     p.add_argument("--json", type=Path, default=Path("bench.json"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every contender, e.g. job.python_execution_mode=thread")
+                   help="config override for every contender, e.g. job.python_execution_mode=process")
     p.add_argument("--kafka-rate", default="auto", help="events/s offered in Kafka mode; auto = half the highest "
                                                          "rate the job keeps up with, found by --kafka-probes runs "
                                                          "from 1,000 events/s on; 0 = skip Kafka mode")
