@@ -181,10 +181,13 @@ def test_results_do_not_depend_on_when_pyflink_lets_a_watermark_through(tmp_path
     closed their slots at that held watermark with part of their rows, so it trained on another
     order than library mode (on a busy machine this happened now and then with the default bundles).
     Without a serving lag (the default) the predictor also waits on the trainer's snapshot of the
-    slot before: the case where the order of a held watermark and a snapshot matters most."""
+    slot before: the case where the order of a held watermark and a snapshot matters most.
+    Bundles are process mode's (thread mode hands records over one at a time), so this is also
+    the suite's check that process mode gives library mode's results."""
     spec = StreamSpec(n_events=10_000, n_users=500, duration_s=3600.0, seed=5)
     write_stream(tmp_path / "events.jsonl", spec)
-    run_job(tmp_path / "events.jsonl", tmp_path / "out", "job.python_bundle_size=3", "job.python_bundle_time_ms=60000")
+    run_job(tmp_path / "events.jsonl", tmp_path / "out", "job.python_execution_mode=process",
+            "job.python_bundle_size=3", "job.python_bundle_time_ms=60000")
     library = run_library(load_settings(), (tmp_path / "events.jsonl").read_text().splitlines())
     committed = outputs(tmp_path / "out", "predictions")
     assert Counter(p["event_id"] for p in committed) == Counter(json.loads(p)["event_id"] for p in library.predictions)
