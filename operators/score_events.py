@@ -36,8 +36,9 @@ class ScoreEvents(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY()))
         self.index: SnapshotIndex | None = None
-        # The newest watermark seen on the keyed side: the broadcast side's context has none in
-        # thread mode (PyFlink 2.3). Only used to prune old snapshots, so starting low is safe.
+        # The newest watermark seen on the keyed side, kept for the broadcast side, whose context has
+        # none in thread mode (PyFlink 2.3). There it only prunes old snapshots, so starting low (and
+        # low again after a restore) is safe; the keyed side refreshes it before each use.
         self.watermark = MIN_WATERMARK
 
     def process_element(self, keyed: tuple[int, FeatureBatch],
