@@ -39,10 +39,11 @@ class JobSettings(_Section):
     # "thread": Python operators run inside the TaskManager JVM (no per-call JVM round trip for state);
     # measured faster and leaner than "process" on the default bench (README, Performance).
     python_execution_mode: Literal["thread", "process"] = "thread"
-    # "own": the trainer (and the MLflow reporter) get a slot, so a Python worker, of their own, and a
-    # window's training never holds up the scoring of the per-user subtask it would share a worker
-    # with (a live stream's p99 latency). Costs a worker's memory and, on 2 cores, about a fifth of
-    # a replay's throughput.
+    # "own": the trainer (and the MLflow reporter) get a slot of their own. In process mode that is a
+    # Python worker of their own, and a window's training never holds up the scoring of the per-user
+    # subtask it would share a worker with (a live stream's p99 latency), for a worker's memory and,
+    # on 2 cores, about a fifth of a replay's throughput. In thread mode it is a task thread of its
+    # own in the same interpreter; a window's close still holds up the graph (README, Latency).
     trainer_slot: Literal["shared", "own"] = "shared"
     python_bundle_size: int = Field(1000, ge=1)
     python_bundle_time_ms: int = Field(1000, ge=1)
