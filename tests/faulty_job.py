@@ -1,6 +1,6 @@
 """The job with a fault the tests inject: an operator that fails once, or a corrupted candidate model.
 
-    python -m tests.faulty_job --fail user-features --after 15000 [job arguments]
+    python -m tests.faulty_job --fail user-features --after 15000 [--fail-close predictor] [job arguments]
     python -m tests.faulty_job --corrupt-candidate-at 10 [job arguments]
 
 Production code carries no fault hook: this swaps an operator class of the job's graph for a
@@ -9,6 +9,10 @@ PyFlink ships them to the workers by value.
 
 - ``--fail``: the first subtask to pass ``--after`` records leaves a marker file in the job's
   checkpoint folder and raises; after the restart the marker stops it failing again.
+- ``--fail-close``: when that failure cancels the other tasks, this operator's ``close()`` raises
+  (once). Flink cannot clean the cancelled task up and stops its TaskManager, as a process-mode
+  Python operator cancelled with a bundle in flight now and then does (Beam's "Reference count
+  must not be negative").
 - ``--corrupt-candidate-at N``: the trainer makes window N's candidate confidently wrong, for
   tests of the gate and rollback (library-mode tests use :func:`corrupting_trainer` directly).
 """
@@ -59,6 +63,21 @@ def failing_once(operator: str, after: int) -> type:
     return type(f"FailingOnce{class_name}", (base,), {method: process})
 
 
+def closing_fails_once(operator: str) -> type:
+    """The operator's class, whose ``close()`` raises the first time it runs after an injected failure."""
+    base = getattr(pipeline, FAULTS[operator][0])
+
+    def close(self: Any) -> None:
+        base.close(self)
+        folder = self.settings.checkpoint_dir()
+        marker = folder / f"injected-close-failure-{operator}"
+        if any(folder.glob("injected-failure-*")) and not marker.exists():
+            marker.write_text("")
+            raise InjectedFailure(f"injected failure in '{operator}' while it is cleaned up")
+
+    return type(f"ClosingFailsOnce{base.__name__}", (base,), {"close": close})
+
+
 def corrupting_trainer(at_window: int) -> type[WindowTrainer]:
     """The window trainer, with the candidate of window ``at_window`` made confidently wrong."""
 
@@ -90,10 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fail", choices=sorted(FAULTS), help="the operator that fails once")
     parser.add_argument("--after", type=int, default=1, help="records it handles before it fails")
+    parser.add_argument("--fail-close", choices=sorted(FAULTS),
+                        help="the operator whose close() fails when --fail's failure cancels it (stops its TaskManager)")
     parser.add_argument("--corrupt-candidate-at", type=int, metavar="WINDOW", help="the window whose candidate is corrupted")
     args, job_args = parser.parse_known_args(argv)
+    if args.fail_close and args.fail_close == args.fail:
+        parser.error("--fail-close needs an operator other than --fail's: that one fails, it is not cancelled")
     if args.fail:
         setattr(pipeline, FAULTS[args.fail][0], failing_once(args.fail, args.after))
+    if args.fail_close:
+        setattr(pipeline, FAULTS[args.fail_close][0], closing_fails_once(args.fail_close))
     if args.corrupt_candidate_at:
         pipeline.TrainOnWindows = corrupting_operator(args.corrupt_candidate_at)
     return online_learning.main(job_args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -195,15 +196,28 @@ def test_results_do_not_depend_on_when_pyflink_lets_a_watermark_through(tmp_path
     assert not differing, f"{len(differing)} of {len(committed)} predictions differ from library mode's"
 
 
-@pytest.mark.parametrize("kind", ["logistic", "mlp"])
+@pytest.mark.parametrize(("kind", "taskmanager_lost"), [("logistic", False), ("mlp", False), ("logistic", True)],
+                         ids=["logistic", "mlp", "logistic-taskmanager-lost"])
 def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(stationary_run, kind_runs, kind,
-                                                                             tmp_path):
-    """An operator throws once after 15,000 records; Flink restores the last checkpoint and replays."""
+                                                                             taskmanager_lost, tmp_path, monkeypatch):
+    """An operator throws once after 15,000 records; Flink restores the last checkpoint and replays.
+
+    ``taskmanager_lost``: the predictor's close() fails as well when that failure cancels it, so Flink
+    stops the TaskManager (what PyFlink's process-mode operators now and then do on their own): the
+    restart must go to the MiniCluster's spare TaskManager."""
+    flink_log = tmp_path / "flink-log"
+    flink_log.mkdir()
+    monkeypatch.setenv("FLINK_LOG_DIR", str(flink_log))
     reference = kind_runs(kind)
+    faults = ("--fail", "user-features", "--after", "15000") + (("--fail-close", "predictor") if taskmanager_lost else ())
     proc = run_job(stationary_run[0].parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
                    "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000", f"model.kind={kind}",
-                   faults=("--fail", "user-features", "--after", "15000"))
+                   faults=faults)
     assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
+    if taskmanager_lost:
+        lost = [line for log in flink_log.glob("*.log") for line in log.read_text().splitlines()
+                if re.search(r"TaskManager #\d+ failed", line)]
+        assert lost, f"the injected cleanup failure did not stop a TaskManager (Flink's log in {flink_log})"
 
     committed = outputs(tmp_path / "out", "predictions")
     recovered = {p["event_id"]: p for p in committed}
