@@ -41,6 +41,10 @@ FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {
 }
 
 
+# In the job's checkpoint folder: an injected failure happened (operator name, or a glob's "*").
+FAILURE_MARKER = "injected-failure-{}"
+
+
 class InjectedFailure(RuntimeError):
     pass
 
@@ -53,7 +57,7 @@ def failing_once(operator: str, after: int) -> type:
 
     def process(self: Any, first: Any, *rest: Any) -> Any:
         self.injected_seen = getattr(self, "injected_seen", 0) + records(first)
-        marker = self.settings.checkpoint_dir() / f"injected-failure-{operator}"
+        marker = self.settings.checkpoint_dir() / FAILURE_MARKER.format(operator)
         if self.injected_seen >= after and not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(str(self.injected_seen))
@@ -71,7 +75,7 @@ def closing_fails_once(operator: str) -> type:
         base.close(self)
         folder = self.settings.checkpoint_dir()
         marker = folder / f"injected-close-failure-{operator}"
-        if any(folder.glob("injected-failure-*")) and not marker.exists():
+        if any(folder.glob(FAILURE_MARKER.format("*"))) and not marker.exists():
             marker.write_text("")
             raise InjectedFailure(f"injected failure in '{operator}' while it is cleaned up")
 

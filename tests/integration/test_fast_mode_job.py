@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from jobs.run_summary import read_snapshots
+from tests.faulty_job import FAILURE_MARKER
 from tests.integration.conftest import outputs, run_job, write_stream
 from udfs.offline.library_mode import LibraryResult, run_library
 from udfs.sim.stream_generator import StreamSpec
@@ -75,7 +76,7 @@ def test_a_failure_mid_fast_mode_changes_no_prediction_version_or_score(stream, 
     fail_after = sum(1 for t in times if t < middle)
     proc = run_job(events_file, tmp_path / "out", *OVERRIDES, "mlflow.enabled=false",
                    faults=("--fail", "trainer", "--after", str(fail_after)))
-    marker = tmp_path / "out" / "checkpoints" / "injected-failure-trainer"
+    marker = tmp_path / "out" / "checkpoints" / FAILURE_MARKER.format("trainer")
     assert marker.exists(), proc.stdout[-2000:]
     # The trainer failed while the rows it had received reached into the fast-mode period.
     seen = int(marker.read_text())

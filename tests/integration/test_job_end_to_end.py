@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from jobs.run_summary import read_snapshots
+from tests.faulty_job import FAILURE_MARKER
 from tests.integration.conftest import assert_same_model, differing_predictions, outputs, run_job, write_stream
 from udfs.features.events import window_start
 from udfs.learning.metrics import log_loss
@@ -213,7 +214,7 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
     proc = run_job(stationary_run[0].parent / "events.jsonl", tmp_path / "out", f"drift.alpha={ALPHA}",
                    "mlflow.register_every_windows=100", "job.checkpoint_interval_ms=2000", f"model.kind={kind}",
                    faults=faults)
-    assert (tmp_path / "out" / "checkpoints" / "injected-failure-user-features").exists(), proc.stdout[-2000:]
+    assert (tmp_path / "out" / "checkpoints" / FAILURE_MARKER.format("user-features")).exists(), proc.stdout[-2000:]
     if taskmanager_lost:
         lost = [line for log in flink_log.glob("*.log") for line in log.read_text().splitlines()
                 if re.search(r"TaskManager #\d+ failed", line)]
