@@ -1,8 +1,11 @@
-"""The one MLflow run of a job execution, created by the client before the job starts."""
+"""The one MLflow run of a job execution, created by the client before the job starts.
+
+The client calls these through ``jobs.mlflow_process`` (in a child interpreter, so that MLflow
+does not stay loaded in the client while the job runs); scripts call them directly.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -12,22 +15,24 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conf.settings import Settings, SettingsError
+from jobs.mlflow_process import tracking_uri
 from udfs.tracking.mlflow_reporter import MlflowReporter
 from udfs.tracking.pyfunc_model import SNAPSHOT_ARTIFACT
 
 RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
 
 
-def tracking_uri(settings: Settings) -> str:
-    """The configured server, or a local sqlite store beside the job's outputs."""
-    return settings.mlflow.tracking_uri or f"sqlite:///{settings.output_dir() / 'mlflow.db'}"
-
-
-def ui_command(settings: Settings) -> str:
-    uri = tracking_uri(settings)
-    if uri.startswith("sqlite:"):
-        return f"{sys.executable} -m mlflow ui --backend-store-uri {uri} --port 5000"
-    return f"open {uri} in a browser"
+def open_run(settings: Settings, id_file: Path, schema_description: str, schema_file: Path) -> str:
+    """The job's run: a new one, its id kept in ``id_file`` and the schema logged; or on --resume
+    the run the stopped job was logging to."""
+    resuming = settings.job.resume_from is not None
+    if resuming and id_file.exists():
+        return reopen_run(settings, id_file.read_text().strip(), settings.job.resume_from)
+    run_id = start_run(settings)
+    id_file.write_text(run_id)
+    if not resuming:
+        log_schema(settings, run_id, schema_description, schema_file)
+    return run_id
 
 
 def start_run(settings: Settings, run_name: str | None = None) -> str:

@@ -6,13 +6,12 @@ drift events and snapshots under ``output.path``, logs the run to MLflow and pri
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
-from jobs import mlflow_run
+from jobs.mlflow_process import ui_command
 from jobs.pipeline import uses_kafka
 from jobs.run_summary import format_summary
 from jobs.runner import run
@@ -70,8 +69,6 @@ def resume_location(given: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         settings = load(parse_args(argv))
         summary = run(settings)
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"predictions      Kafka topic {k.predictions_topic} at {k.bootstrap_servers}" if uses_kafka(settings)
           else f"predictions      {out / 'predictions'} (one JSON line per valid event)")
     if settings.mlflow.enabled:
-        print(f"MLflow UI        {mlflow_run.ui_command(settings)}")
+        print(f"MLflow UI        {ui_command(settings)}")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from conf.settings import Settings, SettingsError
-from jobs import mlflow_run
+from jobs.mlflow_process import call_once
 from jobs.input_sample import count_and_sample, kafka_sample, last_event_time, parquet_as_jsonl
 from jobs.pipeline import OUTPUTS
 from udfs.features.schema import AUTO as AUTO_FEATURES
@@ -41,7 +41,7 @@ def fetch_warm_start(settings: Settings) -> tuple[Settings, dict | None]:
     if given is None:
         return settings, None
     if given.startswith(("models:/", "runs:/")):
-        path = mlflow_run.fetch_warm_start(settings, settings.output_dir() / "warm-start-snapshot.json")
+        path = call_once("fetch_warm_start", settings, settings.output_dir() / "warm-start-snapshot.json")
     else:
         path = Path(given).resolve()
         if not path.is_file():

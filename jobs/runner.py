@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 from pyflink.common import JobClient
 
 from conf.settings import Settings
-from jobs import mlflow_run
 from jobs.kafka_client import consumer_lag
+from jobs.mlflow_process import MlflowProcess, call_once, tracking_uri
 from jobs.pipeline import MlflowTarget, build_pipeline, create_environment
 from jobs.preparation import RUN_ID_FILE, SCHEMA_FILE, clear_outputs, prepare
 from jobs.progress import ProgressLine, lines_written
@@ -71,20 +71,21 @@ def run(settings: Settings) -> dict:
         clear_outputs(settings)
     prepared = prepare(settings)
     settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
-    run_id = _mlflow_run(settings, out / RUN_ID_FILE, resuming) if settings.mlflow.enabled else None
-    if run_id and not resuming:
-        mlflow_run.log_schema(settings, run_id, schema.describe(), out / SCHEMA_FILE)
-    target = MlflowTarget(mlflow_run.tracking_uri(settings), run_id) if run_id else None
-    env = create_environment(settings)
-    build_pipeline(env, settings, inputs, target)
-    print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {where}", flush=True)
-    print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
-    client = env.execute_async(settings.job.name)
-    job_id = str(client.get_job_id())
-    if run_id:
-        mlflow_run.tag_job(settings, run_id, job_id)
+    run_id = None
+    with MlflowProcess() as mlflow:  # the run's set-up: gone before the job gets going
+        if settings.mlflow.enabled:
+            run_id = mlflow.call("open_run", settings, out / RUN_ID_FILE, schema.describe(), out / SCHEMA_FILE)
+        target = MlflowTarget(tracking_uri(settings), run_id) if run_id else None
+        env = create_environment(settings)
+        build_pipeline(env, settings, inputs, target)
+        print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {where}", flush=True)
+        print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
+        client = env.execute_async(settings.job.name)
+        job_id = str(client.get_job_id())
+        if run_id:
+            mlflow.call("tag_job", settings, run_id, job_id)
     if not settings.job.wait_for_completion:
-        logged_to = f"; MLflow run {run_id} at {mlflow_run.tracking_uri(settings)}" if run_id else ""
+        logged_to = f"; MLflow run {run_id} at {tracking_uri(settings)}" if run_id else ""
         print(f"submitted; JobID {job_id}{logged_to}", flush=True)
         return {"job_id": job_id, "mlflow_run_id": run_id}
     if resuming:
@@ -96,14 +97,14 @@ def run(settings: Settings) -> dict:
     except BaseException as exc:
         if run_id:
             lines = str(exc).strip().splitlines() or [""]
-            mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "FAILED",
-                               f"job failed: {type(exc).__name__}: {lines[0]}")
+            call_once("end_run", tracking_uri(settings), run_id, "FAILED",
+                      f"job failed: {type(exc).__name__}: {lines[0]}")
         raise
     if savepoint is not None:
         shutil.copy(out / SCHEMA_FILE, Path(urlparse(savepoint).path) / SCHEMA_FILE)
         if run_id:
-            mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "KILLED",
-                               "stopped with a savepoint; --resume it to continue this run", savepoint)
+            call_once("end_run", tracking_uri(settings), run_id, "KILLED",
+                      "stopped with a savepoint; --resume it to continue this run", savepoint)
         return {"savepoint": savepoint, "mlflow_run_id": run_id}
     snapshots = read_snapshots(out)
     summary = summarize(out, snapshots)
@@ -111,20 +112,11 @@ def run(settings: Settings) -> dict:
     summary["elapsed_s"] = round(time.time() - progress.started, 1)
     summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
-    if run_id:
-        summary["mlflow_windows_logged_after_job"] = mlflow_run.reconcile(settings, run_id, snapshots)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if run_id:
-        mlflow_run.summary_artifact(settings, run_id, out / "summary.json")
-        mlflow_run.end_run(mlflow_run.tracking_uri(settings), run_id, "FINISHED", "the input was read to its end")
+    with MlflowProcess() as mlflow:  # started only if there is a run to finish
+        if run_id:
+            summary["mlflow_windows_logged_after_job"] = mlflow.call("reconcile", settings, run_id, snapshots)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if run_id:
+            mlflow.call("summary_artifact", settings, run_id, out / "summary.json")
+            mlflow.call("end_run", tracking_uri(settings), run_id, "FINISHED", "the input was read to its end")
     return summary
-
-
-def _mlflow_run(settings: Settings, id_file: Path, resuming: bool) -> str:
-    """A new run, or on --resume the run the stopped job was logging to (its id is kept in ``id_file``)."""
-    if resuming and id_file.exists():
-        return mlflow_run.reopen_run(settings, id_file.read_text().strip(), settings.job.resume_from)
-    run_id = mlflow_run.start_run(settings)
-    id_file.write_text(run_id)
-    return run_id
-

@@ -8,7 +8,6 @@ from typing import Any
 from pyflink.datastream.functions import MapFunction, RuntimeContext
 
 from conf.settings import Settings
-from udfs.tracking.mlflow_reporter import MlflowReporter
 
 
 class ReportToMlflow(MapFunction):
@@ -18,6 +17,8 @@ class ReportToMlflow(MapFunction):
         self.run_id = run_id
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        # Imported here, in the worker: the client that builds the graph does not load MLflow.
+        from udfs.tracking.mlflow_reporter import MlflowReporter
         m = self.settings.mlflow
         self.reporter = MlflowReporter(self.tracking_uri, self.run_id, m.registered_model,
                                        m.register_every_windows, m.queue_size).start()

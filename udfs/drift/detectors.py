@@ -19,13 +19,14 @@ alarm instead of one per window from then on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
-from scipy.stats import ks_2samp, norm
+
+from udfs.drift.ks_test import Alternative, ks_2samp
 
 Correction = Literal["bonferroni", "holm", "benjamini-hochberg"]
-Alternative = Literal["two-sided", "greater"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class KSDriftDetector:
             if self.reference_fill.get(name, 0) < self.reference_windows:
                 self._extend_reference(name, values)
             elif len(values) >= self.min_samples:
-                statistic, p_value = self._ks(name, values)
+                statistic, p_value = ks_2samp(values, self.references[name], self.alternatives.get(name, "two-sided"))
                 tested.append((name, statistic, p_value, values))
         if not tested:
             return []
@@ -102,16 +103,6 @@ class KSDriftDetector:
                 self.reference_fill[name] = 0
                 self._extend_reference(name, values)
         return detections
-
-    def _ks(self, name: str, values: np.ndarray) -> tuple[float, float]:
-        alternative = self.alternatives.get(name, "two-sided")
-        # scipy's 'less' means: the first sample's CDF lies below, i.e. its values are larger.
-        reference = self.references[name]
-        # The exact p-value is slow and may not converge for large samples; asymptotic is accurate there.
-        method = "exact" if len(values) * len(reference) <= 10_000 else "asymp"
-        result = ks_2samp(values, reference, alternative="less" if alternative == "greater" else "two-sided",
-                          method=method)
-        return float(result.statistic), float(result.pvalue)
 
     def _extend_reference(self, name: str, values: np.ndarray) -> None:
         merged = np.concatenate([self.references.get(name, np.empty(0)), values])
@@ -157,7 +148,7 @@ class ErrorRateCheck:
         se = np.sqrt(pooled * (1 - pooled) * (1 / len(wrong) + 1 / self.total))
         if now - before < self.min_increase or se == 0:
             return now - before, 1.0
-        return now - before, float(norm.sf((now - before) / se))
+        return now - before, NormalDist().cdf(-(now - before) / se)
 
     def restart(self, wrong: np.ndarray) -> None:
         """After a detection the drifted window is the new reference."""

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from conf.settings import Settings
 from udfs.drift.adaptation import gate_decision, held_out, rollback_target
@@ -129,7 +129,7 @@ class WindowTrainer:
         # A slot's check is one of up to `slots` per window: alpha / slots keeps a window's false-alarm
         # chance at alpha; the calm band is the one-sided limit at that level.
         self.slot_alpha = settings.drift.alpha / slots
-        self.calm_z = float(norm.isf(self.slot_alpha))
+        self.calm_z = NormalDist().inv_cdf(1 - self.slot_alpha)
 
     def initial_state(self) -> TrainerState:
         d = self.settings.drift

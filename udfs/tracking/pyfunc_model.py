@@ -27,7 +27,7 @@ from udfs.learning.model import Model
 SNAPSHOT_ARTIFACT = "snapshot"
 UDFS_DIR = Path(__file__).resolve().parents[1]  # shipped whole with each model: it imports across udfs/
 ENTRY = Path(__file__).with_name("pyfunc_entry.py")
-PIP_REQUIREMENTS = ["mlflow", "numpy", "pandas", "scipy", "torch==2.13.0"]
+PIP_REQUIREMENTS = ["mlflow", "numpy", "pandas", "torch==2.13.0"]
 
 
 def bucket_columns(hash_buckets: int) -> list[str]:
