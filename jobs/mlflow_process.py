@@ -3,23 +3,31 @@
 The client waits on the job for the whole run and calls MLflow only before the job starts and
 after it ends. Imported in the client, MLflow (with SQLAlchemy and pandas) would stay resident
 there all along: about 200 MB of the job's peak memory, for a handful of calls. So each group of
-calls runs in a spawned interpreter; ``jobs.mlflow_run`` holds the calls and is imported only there.
+calls runs in a child (``python -m jobs.mlflow_process``) that imports ``jobs.mlflow_run`` and
+nothing of the client's. A plain pipe, not multiprocessing: that would keep a resource-tracker
+process alive for the whole run (12 MB) and re-import the client's main module in the child.
 
-A step is the name of a function in ``jobs.mlflow_run``; its arguments and result cross by pickle,
-and so does an exception it raises (a ``SettingsError`` stays one).
+A step is the name of a function in ``jobs.mlflow_run``; its arguments and result cross the pipe
+by pickle, and so does an exception it raises (a ``SettingsError`` stays one), with the child's
+traceback as a note.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
+import pickle
 import signal
+import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import traceback
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from conf.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -38,16 +46,32 @@ class MlflowProcess:
     """One child interpreter for a group of steps, started by the first ``call``, ended by ``with``'s exit."""
 
     def __enter__(self) -> MlflowProcess:
-        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_child_start)
+        self.child: subprocess.Popen | None = None
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.pool.shutdown()
+        if self.child is not None:
+            self.child.stdin.close()  # the child's loop ends at end of input
+            self.child.wait()
+            self.child.stdout.close()
 
     def call(self, step: str, *args: Any) -> Any:
         """``jobs.mlflow_run.<step>(*args)`` in the child; its result, or the exception it raised."""
-        return self.pool.submit(_run_step, step, args).result()
+        if self.child is None:
+            path = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+            self.child = subprocess.Popen([sys.executable, "-m", "jobs.mlflow_process"], cwd=PROJECT_ROOT,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          env={**os.environ, "PYTHONPATH": path})
+        pickle.dump((step, args), self.child.stdin)
+        self.child.stdin.flush()
+        try:
+            failed, value = pickle.load(self.child.stdout)
+        except EOFError:
+            raise RuntimeError(f"the MLflow child process exited (code {self.child.wait()}) during '{step}'; "
+                               "its error is printed above") from None
+        if failed:
+            raise value
+        return value
 
 
 def call_once(step: str, *args: Any) -> Any:
@@ -56,13 +80,34 @@ def call_once(step: str, *args: Any) -> Any:
         return mlflow.call(step, *args)
 
 
-def _child_start() -> None:
+def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The child's loop: one pickled (step, args) in, one pickled (failed, result or exception) out."""
+    from jobs import mlflow_run
+    # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on; its
+    # import sets its logger's level, so this comes after.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    while True:
+        try:
+            step, args = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            reply = (False, getattr(mlflow_run, step)(*args))
+        except Exception as exc:
+            exc.add_note(f"in the MLflow child process:\n{traceback.format_exc()}")
+            reply = (True, exc)
+        try:
+            data = pickle.dumps(reply)
+        except Exception as exc:  # an exception that does not pickle: its text does
+            data = pickle.dumps((True, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]} ({exc})")))
+        replies.write(data)
+        replies.flush()
+
+
+if __name__ == "__main__":
     # Ctrl-C is the client's to handle (it stops the job with a savepoint, then ends the run here).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-
-def _run_step(step: str, args: tuple[Any, ...]) -> Any:
-    from jobs import mlflow_run  # the child's import, not the client's
-    return getattr(mlflow_run, step)(*args)
+    # The pipe is the replies' alone: anything the steps print goes to stderr.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(sys.stdin.buffer, replies)
