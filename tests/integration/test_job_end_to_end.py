@@ -53,6 +53,8 @@ def bad_corpus(spec: StreamSpec) -> list[tuple[str, str]]:
         (variant(8, features={"price": float("inf")}), "non_finite_feature"),
         (variant(9, features={"amount": 1.0, "blob": "x" * 100_000}), "oversized"),
         (variant(10, event_time=spec.start_ms + 1_000), "late_event"),
+        (variant(11, features={"amount": 10**400}), "non_finite_feature"),  # an integer no float holds
+        ("[" * 5000 + "]" * 5000, "malformed_json"),  # nested deeper than the JSON parsers allow
     ]
 
 

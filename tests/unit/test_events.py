@@ -46,6 +46,8 @@ def test_unlabeled_and_missing_features_are_valid():
     (line(features=[1]), "bad_field_type"),
     ('{"event_id": "e", "user_id": "u", "event_time": 1767225600000, "features": {"amount": NaN}}', "non_finite_feature"),
     ('{"event_id": "e", "user_id": "u", "event_time": 1767225600000, "features": {"price": Infinity}}', "non_finite_feature"),
+    ('{"event_id": "e", "user_id": "u", "event_time": 1767225600000, "features": {"amount": 1%s}}' % ("0" * 400),
+     "non_finite_feature"),
     (line(item_id="x" * 3000), "oversized"),
     (b"\xff\xfe", "undecodable"),
 ])
@@ -54,6 +56,19 @@ def test_bad_records_become_dead_letters_with_reason(raw, reason):
     assert isinstance(result, DeadLetter), result
     assert result.reason == reason
     assert json.loads(result.to_json())["reason"] == reason
+
+
+def test_json_nested_deeper_than_the_parsers_allow_is_a_dead_letter_not_a_crash():
+    deep = "[" * 5000 + "]" * 5000  # 10 KB: within validation.max_record_bytes
+    assert EventValidator(numeric=(), categorical=()).parse(deep).reason == "malformed_json"
+
+
+@pytest.mark.parametrize("raw, user_id", [
+    (line(user_id=10**20), "100000000000000000000"),  # orjson would read a float: json's int, as always
+    ('{"event_id": "e", "user_id": "\\ud800", "event_time": 1767225600000}', "\ud800"),  # a lone surrogate
+])
+def test_records_orjson_refuses_parse_as_json_does(raw, user_id):
+    assert VALIDATOR.parse(raw).user_id == user_id
 
 
 def test_lateness_guard_matches_watermark_rule():

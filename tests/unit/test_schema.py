@@ -49,6 +49,14 @@ def test_constant_mostly_missing_and_mixed_columns_are_reported():
     assert not any("'signal'" in w for w in warnings)
 
 
+def test_an_integer_beyond_a_floats_range_counts_as_no_number_not_a_crash():
+    lines = [event(i, amount=10**400 if i == 3 else float(i)) for i in range(100)]
+    schema = infer_schema(lines, AUTO, AUTO)
+    assert schema.numeric == ("amount",)
+    assert schema.warnings == ("column 'amount' has 1 of 100 sampled values that are NaN, infinite or beyond a "
+                               "float's range: those events will be dead-lettered as non_finite_feature",)
+
+
 def test_explicit_lists_stay_as_configured():
     lines = [event(i, b=float(i), a=float(-i), c="x") for i in range(20)]
     schema = infer_schema(lines, ("a", "b"), ("c",))

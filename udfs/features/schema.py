@@ -43,19 +43,22 @@ class FieldProfile:
     fractions: int = 0  # numbers that are not integers (a categorical column takes ints, not floats)
     texts: int = 0   # strings and bools
     others: int = 0  # lists, objects: not a feature type
+    non_finite: int = 0  # NaN, infinities, integers beyond a float's range
     first_value: Any = None
     constant: bool = True
 
     @property
     def present(self) -> int:
-        return self.numbers + self.texts + self.others
+        return self.numbers + self.texts + self.others + self.non_finite
 
     def add(self, value: Any) -> None:
         if isinstance(value, (bool, str)):
             self.texts += 1
-        elif isinstance(value, (int, float)) and math.isfinite(value):
-            self.numbers += 1
+        elif isinstance(value, (int, float)):
+            finite = _fits_a_float(value)
+            self.numbers += finite
             self.fractions += not isinstance(value, int)
+            self.non_finite += not finite
         else:
             self.others += 1
         if self.present == 1:
@@ -69,6 +72,14 @@ class FieldProfile:
         if self.numbers == self.texts == 0:
             return None
         return "numeric" if self.numbers > self.texts else "categorical"
+
+
+def _fits_a_float(value: int | float) -> bool:
+    """Finite, and within a float's range (an integer of 400 digits is not: it is no usable number)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,9 @@ def _warnings(events: int, profiles: dict[str, FieldProfile], numeric: tuple[str
             expected = "numbers" if kind == "numeric" else "strings or bools"
             out.append(f"column '{name}' ({kind}) has {wrong + p.others} of {p.present} sampled values that are not "
                        f"{expected}: those events will be dead-lettered as bad_feature_type")
+        if p.non_finite and kind == "numeric":
+            out.append(f"column '{name}' has {p.non_finite} of {p.present} sampled values that are NaN, infinite or "
+                       "beyond a float's range: those events will be dead-lettered as non_finite_feature")
         if events and p.present < (1 - MOSTLY_MISSING) * events:
             out.append(f"column '{name}' is missing in {1 - p.present / events:.1%} of {events} sampled events")
         elif p.constant and p.present > 1:
