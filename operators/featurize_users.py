@@ -24,7 +24,7 @@ from operators.tags import DEAD_LETTERS
 from udfs.features.batch_features import BatchFeaturizer
 from udfs.features.events import Event
 
-EVENT_SEPARATOR = "\x1e"  # ASCII record separator: json.dumps escapes it inside a compact event
+EVENT_SEPARATOR = "\x1e"  # ASCII record separator: a control character, so JSON escapes it inside a compact event
 
 
 def batch_events(events: str) -> list[Event]:

@@ -71,6 +71,12 @@ def test_records_orjson_refuses_parse_as_json_does(raw, user_id):
     assert VALIDATOR.parse(raw).user_id == user_id
 
 
+@pytest.mark.parametrize("device", [10**20, -(10**19), 2**64 - 1])
+def test_integers_beyond_64_bits_keep_every_digit_where_json_keeps_them(device):
+    event = VALIDATOR.parse(line(features={**GOOD["features"], "device": device}))
+    assert event.categorical["device"] == str(device)
+
+
 def test_lateness_guard_matches_watermark_rule():
     guard = LatenessGuard(1000)
     assert [guard.is_late(t) for t in (10_000, 9_000, 8_999, 12_000, 11_000, 10_999)] == \

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,24 +26,40 @@ import orjson
 if TYPE_CHECKING:
     from conf.settings import Settings
 
-LONG_DIGITS = re.compile(r"\d{19}")  # an integer literal orjson may read as a float (beyond 64 bits)
+INT64_RANGE = 2.0 ** 63  # orjson reads integer literals beyond 64 bits as floats of this size or more
 
 
 def loads(text: str) -> Any:
-    """``json.loads``, through orjson (a line in 1.3 µs instead of 6.6) where that gives the same
-    result. orjson reads integers beyond 64 bits as floats and rejects NaN, infinities and lone
-    surrogates, which ``json`` accepts: such text takes ``json``'s path, and so do its errors. (It
-    also parses arrays nested 1,000 to 1,024 deep, where ``json`` gives up.)
+    """``json.loads``, through orjson where that gives the same result (a line of the bench's
+    stream in 3.2 µs instead of 6.6, this check included). orjson rejects NaN, infinities and
+    lone surrogates, which ``json`` accepts, and reads integers beyond 64 bits as floats, where
+    ``json`` keeps them exact: such text takes ``json``'s path, and so do its errors. The result
+    is searched for those floats rather than the text for long digit runs, which costs a regular
+    expression 5-7 µs a line. (orjson also parses arrays nested 1,000 to 1,024 deep, where
+    ``json`` gives up.)
 
     >>> loads('{"a": [1, 2.5, null]}'), loads('{"n": NaN}'), loads('{"id": 123456789012345678901}')
     ({'a': [1, 2.5, None]}, {'n': nan}, {'id': 123456789012345678901})
     """
-    if not LONG_DIGITS.search(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    return json.loads(text) if _holds_a_float_beyond_int64(parsed) else parsed
+
+
+def _holds_a_float_beyond_int64(parsed: Any) -> bool:
+    """Iteratively, not recursively: orjson's results nest deeper than Python's recursion limit."""
+    pending = [parsed]
+    for value in pending:
+        kind = type(value)
+        if kind is dict:
+            pending.extend(value.values())
+        elif kind is list:
+            pending.extend(value)
+        elif kind is float and not -INT64_RANGE < value < INT64_RANGE:
+            return True
+    return False
 
 
 class Event(NamedTuple):
@@ -68,7 +83,10 @@ class Event(NamedTuple):
         >>> Event.from_compact(e.to_compact()) == e
         True
         """
-        return json.dumps(self, separators=(",", ":"))
+        try:  # orjson: 0.9 µs instead of json's 9 for an event of 20 features
+            return orjson.dumps(tuple(self)).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate in a string, which json escapes
+            return json.dumps(self, separators=(",", ":"))
 
     @classmethod
     def from_compact(cls, text: str) -> Event:
