@@ -9,12 +9,11 @@ features (udfs/features/schema.py).
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Iterator
 
 from conf.settings import KafkaSettings, ParquetSettings, SettingsError
-from udfs.features.events import parse_time
+from udfs.features.events import loads, parse_time
 from udfs.features.parquet_events import read_parquet_lines
 from udfs.features.slicing import SAMPLE_LINES
 
@@ -126,7 +125,7 @@ def last_event_time(paths: list[str], every_lines: int = 1_000_000) -> int:
                 if seen % every_lines == 0:
                     print(f"  finding the files' last event time: {seen} lines read", flush=True)
                 with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError, OverflowError):
-                    newest = max(newest, parse_time(json.loads(line)["event_time"]))
+                    newest = max(newest, parse_time(loads(line)["event_time"]))
     if newest == -(2**63):
         raise SettingsError(f"source.path {paths[0]}: no event with an event_time to switch to Kafka from; "
                             "set kafka.starting_timestamp_ms")

@@ -57,6 +57,12 @@ def test_an_integer_beyond_a_floats_range_counts_as_no_number_not_a_crash():
                                "float's range: those events will be dead-lettered as non_finite_feature",)
 
 
+def test_a_line_nested_too_deep_is_skipped_like_other_broken_lines():
+    lines = ["[" * 5000 + "]" * 5000, *(event(i, amount=float(i)) for i in range(10))]
+    schema = infer_schema(lines, AUTO, AUTO)
+    assert schema.numeric == ("amount",) and schema.sample_events == 10
+
+
 def test_explicit_lists_stay_as_configured():
     lines = [event(i, b=float(i), a=float(-i), c="x") for i in range(20)]
     schema = infer_schema(lines, ("a", "b"), ("c",))

@@ -1,9 +1,11 @@
 import json
 
 from conf.settings import load_settings
-from jobs.input_sample import count_and_sample
+from jobs.input_sample import count_and_sample, last_event_time
 from jobs.preparation import resolve_slice
-from udfs.features.slicing import LIVE_SLICE_MS
+from udfs.features.slicing import LIVE_SLICE_MS, event_time_span
+
+TOO_DEEP = "[" * 5000 + "]" * 5000  # JSON nested deeper than the parser follows
 
 
 def write_events(path, n, span_ms, bad_lines=()):
@@ -37,3 +39,10 @@ def test_auto_is_live_on_kafka_and_an_explicit_slice_stays():
     assert resolve_slice(kafka, []).batching.slice_ms == LIVE_SLICE_MS
     fixed = load_settings(overrides=["batching.slice_ms=60000"])
     assert resolve_slice(fixed, ["unused"]).batching.slice_ms == 60_000
+
+
+def test_start_up_readers_skip_a_line_nested_too_deep_as_they_skip_bad_json(tmp_path):
+    write_events(tmp_path / "a.jsonl", 100, 60_000, bad_lines=[TOO_DEEP])
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert event_time_span(lines) == 60_000 * 99 // 100
+    assert last_event_time([str(tmp_path / "a.jsonl")]) == 1_767_225_600_000 + 60_000 * 99 // 100

@@ -20,12 +20,11 @@ column 'os' is constant ('ios' in all 200 sampled events that have it): it carri
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from conf.settings import SettingsError
+from udfs.features.events import finite_float, loads
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -55,7 +54,7 @@ class FieldProfile:
         if isinstance(value, (bool, str)):
             self.texts += 1
         elif isinstance(value, (int, float)):
-            finite = _fits_a_float(value)
+            finite = finite_float(value) is not None
             self.numbers += finite
             self.fractions += not isinstance(value, int)
             self.non_finite += not finite
@@ -72,14 +71,6 @@ class FieldProfile:
         if self.numbers == self.texts == 0:
             return None
         return "numeric" if self.numbers > self.texts else "categorical"
-
-
-def _fits_a_float(value: int | float) -> bool:
-    """Finite, and within a float's range (an integer of 400 digits is not: it is no usable number)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ def profile_sample(lines: Iterable[str], max_record_bytes: int) -> tuple[int, di
         if len(line) > max_record_bytes:
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except ValueError:
             continue
         if not isinstance(obj, dict) or obj.get("user_id") is None:

@@ -19,10 +19,9 @@ slice that straddled two windows would deliver rows of a window after it closed.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Sequence
 
-from udfs.features.events import parse_time
+from udfs.features.events import loads, parse_time
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -77,7 +76,7 @@ def event_time_span(lines: Sequence[str]) -> int:
     times = []
     for line in lines:
         try:
-            times.append(parse_time(json.loads(line)["event_time"]))
+            times.append(parse_time(loads(line)["event_time"]))
         except (ValueError, TypeError, KeyError, OverflowError):
             continue
     return max(times) - min(times) if times else 0
