@@ -130,6 +130,11 @@ class SourceSettings(_Section):
     parquet: ParquetSettings = ParquetSettings()
     generator: GeneratorSettings = GeneratorSettings()
     max_out_of_orderness_ms: int = Field(5_000, ge=0)
+    # An event more than this ahead of its source split's newest event and of the clock is a dead
+    # letter (event_time_too_far_ahead) instead of the split's new newest time; null: no such check.
+    max_ahead_ms: int | None = Field(86_400_000, ge=0)
+    # Files are read in chunks of this many lines, one Python call each, by job.parallelism readers.
+    chunk_lines: int = Field(2_000, ge=1)
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> SourceSettings:

@@ -35,19 +35,24 @@ from pyflink.datastream.connectors.file_system import (
     StreamFormat,
 )
 from pyflink.datastream.connectors.hybrid_source import HybridSource
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.expressions import col
 from pyflink.table.udf import udf
 
 from conf.settings import Settings
+from jobs.input_sample import input_files
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.constant_predictions import ConstantPredictions
-from operators.featurize_users import EVENT_SEPARATOR, UserFeatures
+from operators.featurize_users import UserFeatures
+from operators.read_chunks import MARKER_SHARD, PART_TYPE, ReadChunks
 from operators.report_to_mlflow import ReportToMlflow
 from operators.score_events import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
 from operators.train_on_windows import TrainOnWindows
 from operators.triage_lines import TRIAGE_TYPE, TriageLines
+from udfs.features.chunks import MAX_PARALLELISM, Chunk, plan_chunks, reader_keys
+from udfs.features.slice_batches import BLOB_SEPARATOR, EVENT_SEPARATOR
 from udfs.features.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
@@ -135,15 +140,18 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
 
 
 def slots_needed(settings: Settings) -> int:
-    """The front (source, triage, batching) has a slot of its own, beside `parallelism` slots for the
-    per-user operators and the trainer, and one more for a trainer of its own (``job.trainer_slot``;
-    see build_pipeline). A cluster needs as many free slots.
+    """The front (the file readers, at ``parallelism``; Kafka's source and triage, one) has slots of
+    its own, beside ``parallelism`` slots for the per-user operators and the trainer, and one more
+    for a trainer of its own (``job.trainer_slot``; see build_pipeline). A cluster needs as many free.
 
     >>> from conf.settings import load_settings
     >>> [slots_needed(load_settings(overrides=["job.parallelism=2", f"job.trainer_slot={s}"])) for s in ("shared", "own")]
-    [3, 4]
+    [4, 5]
+    >>> slots_needed(load_settings(overrides=["job.parallelism=2", "source.kind=kafka"]))
+    3
     """
-    return settings.job.parallelism + (2 if settings.job.trainer_slot == "own" else 1)
+    front = 1 if settings.source.kind in ("kafka", "hybrid") else settings.job.parallelism
+    return front + settings.job.parallelism + (1 if settings.job.trainer_slot == "own" else 0)
 
 
 def uses_kafka(settings: Settings) -> bool:
@@ -166,26 +174,67 @@ def _file_sink(root: Path, name: str) -> FileSink:
 
 def _batches(env: StreamExecutionEnvironment, settings: Settings,
              input_paths: list[str]) -> tuple[DataStream, DataStream]:
-    """Source -> triage -> one record per (user shard, event-time slice): ``Row(shard, events)``, the
-    slice's compact events joined by EVENT_SEPARATOR.
+    """The front: lines -> one record per (user shard, event-time slice), ``Row(shard, events)`` with
+    the slice's events as udfs/features/slice_batches.py encodes them.
 
-    Returns the batches and the triage's dead letters (invalid or late lines, as JSON).
+    Returns the batches and the front's dead letters (invalid, late or far-ahead lines, as JSON).
+    Files go through parallel chunk readers; Kafka and the hybrid source through Flink's sources
+    and a vectorised triage.
     """
-    if settings.source.kind == "kafka":
-        source = kafka_source(settings.kafka)
-    elif settings.source.kind == "hybrid":  # the files to their end, then Kafka: one source, one job
-        source = HybridSource.builder(_file_source(input_paths)).add_source(kafka_source(settings.kafka)).build()
-    else:
-        source = _file_source(input_paths)
-    # The front runs as one sequence (parallelism 1): lateness and the watermark are judged over the
-    # whole stream in arrival order, so no valid line is late for the windows after it, results do
-    # not depend on the parallelism, and a quiet Kafka partition never holds the watermark back
-    # (no idleness timeout, whose status change can overtake a watermark held in a Python operator).
-    # The type named: Java cannot infer it through HybridSource's generic parameter.
-    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions", type_info=Types.STRING()) \
-        .uid("source").set_parallelism(1)
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
+    files = [str(f) for f in input_files(input_paths)] if settings.source.kind in ("file", "generator") else []
+    chunks = plan_chunks(files, settings.source.chunk_lines)
+    if chunks:
+        return _chunk_front(env, t_env, settings, files, chunks)
+    return _stream_front(env, t_env, settings, input_paths)
+
+
+def _chunk_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings,
+                 files: list[str], chunks: list[Chunk]) -> tuple[DataStream, DataStream]:
+    """Files (split ``i``: ``files[i]``): a source of chunk numbers, keyed readers (one per subtask,
+    each owning its files), then Flink SQL batches their parts per (shard, slice) under the
+    readers' watermarks."""
+    readers = min(settings.job.parallelism, len(files), MAX_PARALLELISM)
+    keys = reader_keys(readers)
+    finished = set(range(len(files))) - {c.split for c in chunks}  # empty files
+    numbers = env.from_source(NumberSequenceSource(0, len(chunks) - 1), WatermarkStrategy.no_watermarks(),
+                              "chunks").uid("chunks").set_parallelism(1)
+    parts = numbers.key_by(lambda n: keys[chunks[n].split % readers], key_type=Types.INT()) \
+        .process(ReadChunks(settings, chunks, keys, finished), output_type=PART_TYPE) \
+        .uid("reader").name("reader").set_parallelism(readers).set_max_parallelism(MAX_PARALLELISM)
+    dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()
+    # The conversion runs at the readers' parallelism, chained to them: each subtask's watermark is
+    # its one reader's stamp (a conversion fed by several readers would take the newest of theirs).
+    t_env.get_config().set("table.exec.resource.default-parallelism", str(readers))
+    schema = Schema.new_builder() \
+        .column("shard", DataTypes.INT()).column("slice_start", DataTypes.BIGINT()) \
+        .column("events", DataTypes.STRING()).column("stamp", DataTypes.BIGINT()) \
+        .column_by_expression("rt", "TO_TIMESTAMP_LTZ(slice_start, 3)") \
+        .column_by_expression("wt", "TO_TIMESTAMP_LTZ(stamp, 3)") \
+        .watermark("rt", "wt").build()
+    t_env.create_temporary_view("chunk_parts", t_env.from_data_stream(parts, schema))
+    batches = t_env.sql_query(f"""
+        SELECT shard, ARRAY_JOIN(ARRAY_AGG(events), '{BLOB_SEPARATOR}') AS events
+        FROM TABLE(TUMBLE((SELECT * FROM chunk_parts WHERE shard <> {MARKER_SHARD}), DESCRIPTOR(rt),
+                          {_interval(settings.batching.slice_ms)}))
+        GROUP BY shard, window_start, window_end""")
+    return t_env.to_data_stream(batches), dead_letters
+
+
+def _stream_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings,
+                  input_paths: list[str]) -> tuple[DataStream, DataStream]:
+    """Kafka, and files then Kafka: one source and a vectorised triage in one sequence (parallelism
+    1), so the whole stream is one split for lateness."""
+    if settings.source.kind == "kafka":
+        source = kafka_source(settings.kafka)
+    else:  # hybrid: the files to their end, then Kafka: one source, one job
+        source = HybridSource.builder(_file_source(input_paths)).add_source(kafka_source(settings.kafka)).build()
+    # A quiet Kafka partition never holds the watermark back (no idleness timeout, whose status change
+    # can overtake a watermark held in a Python operator). The type named: Java cannot infer it
+    # through HybridSource's generic parameter.
+    lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions", type_info=Types.STRING()) \
+        .uid("source").set_parallelism(1)
     t_env.get_config().set("table.exec.resource.default-parallelism", "1")
     triage = udf(TriageLines(settings), result_type=TRIAGE_TYPE, func_type="pandas")
     # From here on a valid line travels as its compact event (Event.to_compact): shorter than the

@@ -8,8 +8,8 @@ import numpy as np
 from pyflink.common import Row
 from pyflink.datastream.functions import FlatMapFunction
 
-from operators.featurize_users import batch_events
 from udfs.features.feature_batch import FeatureBatch
+from udfs.features.slice_batches import batch_events
 from udfs.features.user_features import FeatureRow
 from udfs.learning.scoring import predictions_json
 

@@ -22,14 +22,7 @@ from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
 from operators.tags import DEAD_LETTERS
 from udfs.features.batch_features import BatchFeaturizer
-from udfs.features.events import Event
-
-EVENT_SEPARATOR = "\x1e"  # ASCII record separator: a control character, so JSON escapes it inside a compact event
-
-
-def batch_events(events: str) -> list[Event]:
-    """The events of one batch record: the triage's compact events, joined by EVENT_SEPARATOR."""
-    return [Event.from_compact(event) for event in events.split(EVENT_SEPARATOR)]
+from udfs.features.slice_batches import batch_events
 
 
 class UserFeatures(KeyedProcessFunction):
@@ -43,7 +36,7 @@ class UserFeatures(KeyedProcessFunction):
         self.known_users: dict[int, set[str]] = {}  # shard -> the users with an entry in its state
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        """``batch``: (shard, compact events joined by EVENT_SEPARATOR), each already validated and timely."""
+        """``batch``: (shard, the slice's events: udfs/features/slice_batches.py), each already validated and timely."""
         events = batch_events(batch.events)
         known = self._known_users(ctx.get_current_key())
         states = {user: self.users.get(user) for user in {e.user_id for e in events} & known}

@@ -8,8 +8,6 @@ that Flink SQL then uses for watermarks and event-time slices.
 
 from __future__ import annotations
 
-import zlib
-
 import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
@@ -17,6 +15,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction
 from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
 from udfs.features.events import DeadLetter, LineTriage
+from udfs.features.slice_batches import user_shard
 
 TRIAGE_TYPE = DataTypes.ROW([
     DataTypes.FIELD("shard", DataTypes.INT()),
@@ -24,11 +23,6 @@ TRIAGE_TYPE = DataTypes.ROW([
     DataTypes.FIELD("dead_letter", DataTypes.STRING()),
     DataTypes.FIELD("event", DataTypes.STRING()),  # the valid event, compact (Event.to_compact)
 ])
-
-
-def user_shard(user_id: str, shards: int) -> int:
-    """The same shard in every process (Python's ``hash`` is salted per interpreter)."""
-    return zlib.crc32(user_id.encode()) % shards
 
 
 class TriageLines(ScalarFunction):

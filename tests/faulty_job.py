@@ -27,15 +27,15 @@ import numpy as np
 from pyflink.datastream.functions import RuntimeContext
 
 from jobs import online_learning, pipeline
-from operators.featurize_users import EVENT_SEPARATOR
 from udfs.features.feature_batch import FeatureBatch
+from udfs.features.slice_batches import batch_events
 from udfs.learning.learner import TrainParams
 from udfs.learning.window_trainer import TrainerState, WindowTrainer
 
 # operator -> (its class in jobs.pipeline, the method that receives records, records in one call)
 FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {
-    "parse": ("TriageLines", "eval", len),
-    "user-features": ("UserFeatures", "process_element", lambda batch: batch.events.count(EVENT_SEPARATOR) + 1),
+    "reader": ("ReadChunks", "process_element", lambda chunk: 1),  # counts chunks, not lines
+    "user-features": ("UserFeatures", "process_element", lambda batch: len(batch_events(batch.events))),
     "trainer": ("TrainOnWindows", "process_element", lambda keyed: len(keyed[1])),
     "predictor": ("ScoreEvents", "process_element", lambda keyed: len(keyed[1])),
 }

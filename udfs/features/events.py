@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import orjson
 
@@ -254,8 +255,14 @@ class _Invalid(Exception):
 
 def late_event(raw: str, event: Event, max_out_of_orderness_ms: int) -> DeadLetter:
     detail = (f"event_time {event.event_time} is more than source.max_out_of_orderness_ms="
-              f"{max_out_of_orderness_ms} older than the newest event seen")
+              f"{max_out_of_orderness_ms} older than the newest event of its source split")
     return DeadLetter("late_event", detail, raw)
+
+
+def too_far_ahead(raw: str, event: Event, reference: int, max_ahead_ms: int) -> DeadLetter:
+    detail = (f"event_time {event.event_time} is more than source.max_ahead_ms={max_ahead_ms} ahead of "
+              f"{reference} (the newest event of its source split, or the clock if later)")
+    return DeadLetter("event_time_too_far_ahead", detail, raw)
 
 
 def duplicate_event(event: Event) -> DeadLetter:
@@ -263,53 +270,93 @@ def duplicate_event(event: Event) -> DeadLetter:
     return DeadLetter("duplicate_event_id", detail, json.dumps(event._asdict()))
 
 
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
 class LatenessGuard:
-    """Flags events older than the newest one seen minus the allowed out-of-orderness.
+    """Per source split (a file, a Kafka partition): flags events older than the split's newest
+    event less the allowed out-of-orderness, and events too far ahead of it.
 
-    It mirrors the bounded-out-of-orderness watermark that follows it, so an event it lets
-    through is never late downstream, and the outcome depends only on input order.
+    A split's records arrive in order, and the watermark that follows is made from each split's
+    newest event (the minimum over splits), so an event this lets through is never late
+    downstream, whatever the parallelism; the outcome depends only on each split's order. The
+    newest event times are Flink state: a restore judges on as if nothing happened.
 
-    >>> g = LatenessGuard(max_out_of_orderness_ms=1000)
-    >>> [g.is_late(t) for t in (5000, 4500, 3999, 4000, 9000)]
-    [False, False, True, False, False]
+    >>> g = LatenessGuard(max_out_of_orderness_ms=1000, max_ahead_ms=None)
+    >>> [g.judge(t, split=0) for t in (5000, 4500, 3999, 4000, 9000)]
+    [None, None, 'late', None, None]
+    >>> g.judge(3999, split=1), g.progress(0), g.progress(1)
+    (None, 7999, 2998)
+
+    An event more than ``max_ahead_ms`` ahead of its split's newest event and of the clock
+    (``now_ms``) is refused without moving the split on: one mistyped year must not make every
+    later event late. Past data replays as it was (the clock is far ahead of it); a live stream
+    may run up to ``max_ahead_ms`` ahead of the clock.
+
+    >>> g = LatenessGuard(max_out_of_orderness_ms=1000, max_ahead_ms=60_000, now_ms=lambda: 10_000)
+    >>> [g.judge(t, split=0) for t in (5_000, 4_102_444_800_000, 6_000)]
+    [None, 'ahead', None]
     """
 
-    def __init__(self, max_out_of_orderness_ms: int) -> None:
-        self.bound = max_out_of_orderness_ms
-        self.max_seen: int | None = None
+    max_out_of_orderness_ms: int
+    max_ahead_ms: int | None
+    now_ms: Callable[[], int] = wall_clock_ms
+    newest: dict[int, int] = field(default_factory=dict)  # split -> its newest accepted event time
 
-    def is_late(self, event_time: int) -> bool:
-        if self.max_seen is not None and event_time < self.max_seen - self.bound:
-            return True
-        self.max_seen = event_time if self.max_seen is None else max(self.max_seen, event_time)
-        return False
+    def judge(self, event_time: int, split: int) -> str | None:
+        """None (timely, and the split's newest time moves on), 'late' or 'ahead'."""
+        newest = self.newest.get(split)
+        if newest is not None and event_time < newest - self.max_out_of_orderness_ms:
+            return "late"
+        if self.max_ahead_ms is not None and event_time > self.reference(split) + self.max_ahead_ms:
+            return "ahead"
+        if newest is None or event_time > newest:
+            self.newest[split] = event_time
+        return None
+
+    def reference(self, split: int) -> int:
+        """What an event of ``split`` may run ``max_ahead_ms`` ahead of: its newest event, or the clock if later."""
+        return max(self.newest.get(split, self.now_ms()), self.now_ms())
+
+    def progress(self, split: int) -> int | None:
+        """The watermark ``split`` allows: every event still to come from it is later (None: nothing read yet)."""
+        newest = self.newest.get(split)
+        return None if newest is None else newest - self.max_out_of_orderness_ms - 1
 
 
 class LineTriage:
-    """The first stage, in arrival order: a raw line becomes a valid, timely :class:`Event` or a dead letter.
+    """The first stage, in each source split's order: a raw line becomes a valid, timely
+    :class:`Event` or a dead letter.
 
-    Lateness is judged here, before events are batched by user, because only arrival order
-    matches the bounded-out-of-orderness watermark that follows; it is the same in the job and
-    in library mode.
+    Lateness is judged here, before events are batched by user, because only a split's own
+    order matches the watermark made from it; it is the same in the job and in library mode.
 
-    >>> triage = LineTriage(EventValidator(numeric=(), categorical=()), max_out_of_orderness_ms=1000)
+    >>> triage = LineTriage(EventValidator(numeric=(), categorical=()), LatenessGuard(1000, max_ahead_ms=None))
     >>> line = '{{"event_id": "e{0}", "user_id": "u", "event_time": {1}}}'
     >>> [getattr(triage.check(line.format(i, t)), "reason", "ok") for i, t in enumerate([1767225605000, 1767225600000])]
     ['ok', 'late_event']
     """
 
-    def __init__(self, validator: EventValidator, max_out_of_orderness_ms: int) -> None:
+    def __init__(self, validator: EventValidator, lateness: LatenessGuard) -> None:
         self.validator = validator
-        self.lateness = LatenessGuard(max_out_of_orderness_ms)
+        self.lateness = lateness
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LineTriage:
-        return cls(EventValidator.from_settings(settings), settings.source.max_out_of_orderness_ms)
+        s = settings.source
+        return cls(EventValidator.from_settings(settings), LatenessGuard(s.max_out_of_orderness_ms, s.max_ahead_ms))
 
-    def check(self, raw: str | bytes) -> Event | DeadLetter:
+    def check(self, raw: str | bytes, split: int = 0) -> Event | DeadLetter:
+        """``raw`` from source split ``split`` (in that split's order), judged and, if timely, counted."""
         result = self.validator.parse(raw)
         if isinstance(result, DeadLetter):
             return result
-        if self.lateness.is_late(result.event_time):
-            return late_event(raw if isinstance(raw, str) else raw.decode("utf-8"), result, self.lateness.bound)
-        return result
+        verdict = self.lateness.judge(result.event_time, split)
+        if verdict is None:
+            return result
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        if verdict == "late":
+            return late_event(text, result, self.lateness.max_out_of_orderness_ms)
+        return too_far_ahead(text, result, self.lateness.reference(split), self.lateness.max_ahead_ms)

@@ -1,10 +1,12 @@
 """The job's learning loop without Flink: same triage, batches, features, windows, drift and scoring.
 
-It replays the job's event-time semantics in one process (watermark = newest timely event time
-minus the allowed out-of-orderness): events are triaged in arrival order, batched per
-event-time slice once the watermark passes it, featurised per user in event-time order, and
-slots and windows close and rows are scored as the watermark moves. So it produces the same predictions
-and snapshots as the Flink job. Used as the "why pay for Flink?" baseline and as a cross-check.
+It replays the job's event-time semantics in one process: each input (a file's lines) is a
+source split, read in chunks in the job's order (udfs/features/chunks.py) and triaged in its own
+order; the watermark is the minimum over the splits of their newest timely event time less the
+allowed out-of-orderness. Events are batched per event-time slice once the watermark passes it,
+featurised per user in event-time order (ties in split, then line order), and slots and windows
+close and rows are scored as the watermark moves. So it produces the same predictions and
+snapshots as the Flink job. Used as the "why pay for Flink?" baseline and as a cross-check.
 
 >>> from conf.settings import load_settings
 >>> from udfs.sim.stream_generator import StreamSpec, generate_events
@@ -23,7 +25,8 @@ from typing import Any, Sequence
 
 from conf.settings import Settings
 from udfs.features.batch_features import BatchFeaturizer
-from udfs.features.events import DeadLetter, Event, LineTriage, window_start
+from udfs.features.chunks import SplitProgress, in_rounds, split_lines, triage_chunk
+from udfs.features.events import Event, LineTriage, window_start
 from udfs.features.feature_batch import FeatureBatch
 from udfs.features.schema import AUTO, infer_schema
 from udfs.features.slicing import spread_sample, with_slice
@@ -47,19 +50,22 @@ class LibraryResult:
         return [s for s in self.snapshots if s["update"] == "window"]
 
 
-def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
+def run_library(settings: Settings, *splits: Sequence[str]) -> LibraryResult:
+    """The job over ``splits``, each the lines of one input file, in order."""
+    lines = [line for split in splits for line in split]
     f = settings.features
     if AUTO in (f.numeric, f.categorical):  # as the job's client does, from a sample of the input
         settings = infer_schema(spread_sample(lines, f.infer_sample), f.numeric, f.categorical,
                                 settings.validation.max_record_bytes).apply(settings)
     settings = with_slice(settings, len(lines), spread_sample(lines))
     triage = LineTriage.from_settings(settings)
+    progress = SplitProgress(triage.lateness)
     featurizer = BatchFeaturizer.from_settings(settings)
     trainer = WindowTrainer(settings, featurizer.extractor.dense_names)
     trainer_state = trainer.initial_state()
     size, slot, slice_ms = settings.window.size_ms, settings.window.slot_ms, settings.batching.slice_ms
     users: dict[str, UserState] = {}
-    slices: dict[int, list[Event]] = defaultdict(list)  # timely events not yet batched, by slice start
+    slices: dict[int, list[tuple[int, int, Event]]] = defaultdict(list)  # (split, chunk, event) by slice start
     open_slots: dict[int, list[FeatureBatch]] = defaultdict(list)
     window_slots: dict[int, list[ScoredSlot]] = defaultdict(list)  # closed slots of open windows
     waiting: dict[int, list[FeatureBatch]] = defaultdict(list)
@@ -74,7 +80,8 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
     def advance(watermark: int) -> None:
         """What the job does when the watermark moves: batch closed slices, close slots and windows, score rows."""
         for start in sorted(s for s in slices if s + slice_ms - 1 <= watermark):
-            featurized = featurizer.featurize(slices.pop(start), users)
+            parts = sorted(slices.pop(start), key=lambda part: part[:2])  # the job's order of parts
+            featurized = featurizer.featurize([event for _, _, event in parts], users)
             result.dead_letters.extend(letter.to_json() for letter in featurized.dead_letters)
             for slot_start, part in featurized.batch.by_window(slot).items():
                 open_slots[slot_start].append(part)
@@ -102,15 +109,18 @@ def run_library(settings: Settings, lines: Sequence[str]) -> LibraryResult:
                 closed_window = trainer.close_window(trainer_state, window, window + size, window_slots.pop(window))
                 emit(closed_window.snapshot, closed_window.drift_events)
 
+    chunks = [split_lines(split, settings.source.chunk_lines) for split in splits]
+    progress.finished.update(s for s, split in enumerate(chunks) if not split)
     watermark = -(2**63)
-    for raw in lines:
-        event = triage.check(raw)
-        if isinstance(event, DeadLetter):
-            result.dead_letters.append(event.to_json())
-            continue
-        slices[window_start(event.event_time, slice_ms)].append(event)
-        new_watermark = triage.lateness.max_seen - settings.source.max_out_of_orderness_ms - 1
-        if new_watermark > watermark:
+    for split, number in in_rounds([len(c) for c in chunks]):
+        events, dead_letters = triage_chunk(triage, chunks[split][number], split)
+        result.dead_letters.extend(letter.to_json() for letter in dead_letters)
+        for event in events:
+            slices[window_start(event.event_time, slice_ms)].append((split, number, event))
+        if number == len(chunks[split]) - 1:
+            progress.finished.add(split)
+        new_watermark = progress.watermark(range(len(splits)))
+        if new_watermark is not None and new_watermark > watermark:
             watermark = new_watermark
             advance(watermark)
     advance(2**63 - 1)
