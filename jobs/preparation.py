@@ -74,15 +74,21 @@ def prepare_input(settings: Settings) -> list[str]:
     if settings.job.resume_from and path.exists():
         return [str(path)]
     g = settings.source.generator
-    spec = StreamSpec(
+    spec = generator_spec(settings)
+    print(f"generating {g.events} events for {g.users} users over {g.duration_s / 3600:.1f} h -> {path}", flush=True)
+    write_jsonl(generate_events(spec), path)
+    return [str(path)]
+
+
+def generator_spec(settings: Settings) -> StreamSpec:
+    """The built-in generator's stream as ``source.generator`` describes it."""
+    g = settings.source.generator
+    return StreamSpec(
         n_events=g.events, n_users=g.users, n_items=g.items, duration_s=g.duration_s, seed=g.seed,
         n_numeric=g.numeric, n_categorical=g.categorical, labeled_fraction=g.labeled_fraction,
         base_rate=g.base_rate, signal=g.signal, concept_drift_at_s=g.concept_drift_at_s,
         covariate_shifts=tuple(CovariateShift(s.feature, s.at_s, s.delta_std) for s in g.covariate_shifts),
     )
-    print(f"generating {g.events} events for {g.users} users over {g.duration_s / 3600:.1f} h -> {path}", flush=True)
-    write_jsonl(generate_events(spec), path)
-    return [str(path)]
 
 
 def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]:
