@@ -14,9 +14,9 @@ from conf.settings import Settings, SettingsError
 from jobs.mlflow_process import call_once
 from jobs.input_sample import count_and_sample, kafka_sample, last_event_time, parquet_as_jsonl
 from jobs.pipeline import OUTPUTS
-from udfs.features.schema import AUTO as AUTO_FEATURES
 from udfs.features.events import parse_time
 from udfs.features.input_shape import EXPECTED_SHAPE, unreadable_sample
+from udfs.features.schema import AUTO as AUTO_FEATURES
 from udfs.features.schema import FeatureSchema, infer_schema
 from udfs.features.slicing import AUTO, LIVE_SLICE_MS, SAMPLE_LINES, with_slice, with_slice_ms
 from udfs.features.user_features import UserFeatureExtractor, UserStateFile

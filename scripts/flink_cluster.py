@@ -159,8 +159,9 @@ def write_lib() -> None:
     library from it, in the job's own class loader, and the JVM refuses a library already loaded by
     another class loader: on a TaskManager that ran one Python job, every later one failed
     (``NoSuchFieldException: loadedLibraryNames`` from pemja's workaround, which JDK 17 breaks). From
-    lib/, and with ``pemja.`` parent-first, pemja and its library come from the TaskManager's own
-    class loader for every job.
+    lib/, flink-python's classes (``org.apache.flink.``: parent-first) and the pemja classes they use
+    come from the TaskManager's own class loader for every job; ``pemja.`` parent-first (write_conf)
+    keeps a job's class loader from loading its own copy when asked for pemja by name.
     """
     shutil.rmtree(LIB_DIR, ignore_errors=True)
     LIB_DIR.mkdir(parents=True)
