@@ -10,11 +10,12 @@ that is wrong (``model.learning_rate``) and the file it came from.
 >>> load_settings(overrides=["model.learning_rat=0.01"])
 Traceback (most recent call last):
 ...
-conf.settings.SettingsError: invalid configuration (built-in defaults + --set): model.learning_rat: unknown key (extra inputs are not permitted); check spelling against conf/local.yaml
+conf.settings.SettingsError: invalid configuration (built-in defaults + --set): model.learning_rat: unknown key (extra inputs are not permitted); did you mean model.learning_rate?
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -151,6 +152,9 @@ class ValidationSettings(_Section):
     # Duplicate event ids are caught per user within this much event time, up to this many ids per user.
     dedup_horizon_ms: int = Field(3_600_000, ge=0)
     dedup_max_ids_per_user: int = Field(256, ge=1)
+    # A bounded run whose share of valid events is below this fails (exit status 1, with the top reasons):
+    # an input the job cannot read must not look like a successful run.
+    min_valid_share: float = Field(0.5, ge=0, le=1)
 
 
 class FeatureSettings(_Section):
@@ -207,7 +211,24 @@ class EnsembleSettings(_Section):
     loss_decay: float = Field(0.5, ge=0, lt=1)  # weight of the older windows in each member's recent logloss
 
 
+# Per learner (``model.kind``, or the ensemble's member), what ``model.learning_rate`` and ``model.batch_size``
+# are when they are left out (or null): Adam's step for a line is too coarse for a hidden layer, whose
+# default-stream windows then swing enough to raise false drift alarms (README "Model kinds").
+KIND_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "logistic": {"learning_rate": 0.05, "batch_size": 256},
+    "mlp": {"learning_rate": 0.01, "batch_size": 64},
+}
+
+
 class ModelSettings(_Section):
+    """What the trainer learns; ``learning_rate`` and ``batch_size`` default per kind (KIND_DEFAULTS).
+
+    >>> [(m.learning_rate, m.batch_size) for m in (ModelSettings(), ModelSettings(kind="mlp"))]
+    [(0.05, 256), (0.01, 64)]
+    >>> ModelSettings(kind="mlp", learning_rate=0.003).learning_rate
+    0.003
+    """
+
     kind: Literal["logistic", "mlp", "ensemble"] = "logistic"
     hidden_units: tuple[Annotated[int, Field(ge=1)], ...] = Field((64,), min_length=1)  # mlp: units per hidden layer
     dropout: float = Field(0.0, ge=0, lt=1)  # mlp
@@ -224,6 +245,19 @@ class ModelSettings(_Section):
     # Start from a registered model instead of from zero: models:/NAME@ALIAS, models:/NAME/VERSION,
     # runs:/RUN_ID/models/model-NNNNNN, or a snapshot JSON file (one line of snapshots/).
     warm_start: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        """Fills ``learning_rate`` / ``batch_size`` left out or null with the learner's defaults."""
+        if not isinstance(data, dict):
+            return data
+        ensemble = data.get("ensemble")
+        member = ensemble.get("member") if isinstance(ensemble, dict) else getattr(ensemble, "member", None)
+        kind = data.get("kind", "logistic")
+        learner = (member or "logistic") if kind == "ensemble" else kind
+        defaults = KIND_DEFAULTS.get(learner, {})
+        return {**data, **{key: value for key, value in defaults.items() if data.get(key) is None}}
 
     @model_validator(mode="after")
     def _cuda_visible(self) -> ModelSettings:
@@ -420,9 +454,25 @@ def _format_errors(err: ValidationError) -> str:
             lines.append(msg.removeprefix("Value error, "))
             continue
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (extra inputs are not permitted); check spelling against conf/local.yaml"
+            msg = f"unknown key (extra inputs are not permitted); {_did_you_mean(e['loc'])}"
         lines.append(f"{key}: {msg}" if key else msg)
     return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """The closest known key of the mistyped key's section, or where the keys are listed.
+
+    >>> _did_you_mean(("model", "learnig_rate")), _did_you_mean(("mlflow", "zzz"))
+    ('did you mean model.learning_rate?', 'check spelling against conf/local.yaml')
+    """
+    section: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        annotation = section.model_fields[str(part)].annotation if str(part) in section.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "check spelling against conf/local.yaml"
+        section = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
+    return f"did you mean {'.'.join(map(str, (*loc[:-1], close[0])))}?" if close else "check spelling against conf/local.yaml"
 
 
 def load_settings(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:

@@ -35,11 +35,20 @@ def tracking_uri(settings: Settings) -> str:
     return settings.mlflow.tracking_uri or f"sqlite:///{settings.output_dir() / 'mlflow.db'}"
 
 
+UI_PORT = 5000  # of the printed `mlflow ui` command for a local store
+
+
 def ui_command(settings: Settings) -> str:
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:"):
-        return f"{sys.executable} -m mlflow ui --backend-store-uri {uri} --port 5000"
+        return f"{sys.executable} -m mlflow ui --backend-store-uri {uri} --port {UI_PORT}"
     return f"open {uri} in a browser"
+
+
+def ui_address(settings: Settings) -> str:
+    """Where the MLflow UI answers: the `mlflow ui` command's for a local store, else the server's."""
+    uri = tracking_uri(settings)
+    return f"http://127.0.0.1:{UI_PORT}" if uri.startswith("sqlite:") else uri.rstrip("/")
 
 
 class MlflowProcess:

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conf.settings import Settings, SettingsError
-from jobs.mlflow_process import tracking_uri
+from jobs.mlflow_process import tracking_uri, ui_address
 from udfs.tracking.mlflow_reporter import MlflowReporter
 from udfs.tracking.pyfunc_model import SNAPSHOT_ARTIFACT
 
@@ -107,6 +107,12 @@ def end_run(uri: str, run_id: str, status: RunEnd, reason: str, savepoint: str |
     if savepoint is not None:
         client.set_tag(run_id, SAVEPOINT_TAG, savepoint)
     client.set_terminated(run_id, status)
+
+
+def run_page(settings: Settings, run_id: str) -> str:
+    """The run's own page in the MLflow UI: MLflow 3 opens an experiment in its GenAI view, away from its runs."""
+    experiment_id = MlflowClient(tracking_uri(settings)).get_run(run_id).info.experiment_id
+    return f"{ui_address(settings)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def run_status(uri: str, run_id: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
-from jobs.mlflow_process import ui_command
+from jobs.mlflow_process import call_once, tracking_uri, ui_command
 from jobs.pipeline import uses_kafka
 from jobs.run_summary import format_summary
 from jobs.runner import run
@@ -85,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
           else f"predictions      {out / 'predictions'} (one JSON line per valid event)")
     if settings.mlflow.enabled:
         print(f"MLflow UI        {ui_command(settings)}")
+        print(f"MLflow run       {call_once('run_page', settings, summary['mlflow_run_id'])}")
+        # Without it, models:/ URIs go to a new, empty ./mlflow.db: "Registered Model ... not found".
+        print(f"the model        export MLFLOW_TRACKING_URI={tracking_uri(settings)}, then "
+              f"mlflow.pyfunc.load_model(\"models:/{settings.mlflow.registered_model}@champion\") "
+              "(input: udfs.tracking.pyfunc_input.model_input)")
+    if summary["failure"]:
+        print(f"error: {summary['failure']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,6 +14,8 @@ from conf.settings import Settings, SettingsError
 from jobs.mlflow_process import call_once
 from jobs.input_sample import count_and_sample, kafka_sample, last_event_time, parquet_as_jsonl
 from jobs.pipeline import OUTPUTS
+from udfs.features.events import parse_time
+from udfs.features.input_shape import EXPECTED_SHAPE, unreadable_sample
 from udfs.features.schema import AUTO as AUTO_FEATURES
 from udfs.features.schema import FeatureSchema, infer_schema
 from udfs.features.slicing import AUTO, LIVE_SLICE_MS, SAMPLE_LINES, with_slice, with_slice_ms
@@ -72,15 +74,21 @@ def prepare_input(settings: Settings) -> list[str]:
     if settings.job.resume_from and path.exists():
         return [str(path)]
     g = settings.source.generator
-    spec = StreamSpec(
+    spec = generator_spec(settings)
+    print(f"generating {g.events} events for {g.users} users over {g.duration_s / 3600:.1f} h -> {path}", flush=True)
+    write_jsonl(generate_events(spec), path)
+    return [str(path)]
+
+
+def generator_spec(settings: Settings) -> StreamSpec:
+    """The built-in generator's stream as ``source.generator`` describes it."""
+    g = settings.source.generator
+    return StreamSpec(
         n_events=g.events, n_users=g.users, n_items=g.items, duration_s=g.duration_s, seed=g.seed,
         n_numeric=g.numeric, n_categorical=g.categorical, labeled_fraction=g.labeled_fraction,
         base_rate=g.base_rate, signal=g.signal, concept_drift_at_s=g.concept_drift_at_s,
         covariate_shifts=tuple(CovariateShift(s.feature, s.at_s, s.delta_std) for s in g.covariate_shifts),
     )
-    print(f"generating {g.events} events for {g.users} users over {g.duration_s / 3600:.1f} h -> {path}", flush=True)
-    write_jsonl(generate_events(spec), path)
-    return [str(path)]
 
 
 def input_sample(settings: Settings, inputs: list[str]) -> tuple[int, list[str]]:
@@ -125,14 +133,22 @@ def resolve_schema(settings: Settings, sample: list[str], where: str,
                               settings.validation.max_record_bytes).ordered_like(order)
     if not schema.numeric and not schema.categorical:
         raise SettingsError(f"features: no feature found in {schema.sample_events} sampled events of {where}; "
-                            "events need a 'features' object of numbers, strings or bools, or name the columns "
-                            "with --set features.numeric=[...] --set features.categorical=[...]")
+                            f"events need a 'features' object: {EXPECTED_SHAPE}")
     resolved = schema.apply(settings)
     print(f"features         {schema.describe()}", flush=True)
     for warning in schema.warnings:
         print(f"warning          {warning}", flush=True)
     (settings.output_dir() / SCHEMA_FILE).write_text(json.dumps(schema.to_json(), indent=2))
     return resolved, schema
+
+
+def check_input_shape(settings: Settings, sample: list[str], where: str) -> None:
+    """A sample the job could mostly not read (CSV, epoch seconds...) stops the run here, saying what
+    the input must look like, instead of a run of dead letters."""
+    v = settings.validation
+    problem = unreadable_sample(sample, parse_time(v.min_event_time), parse_time(v.max_event_time), v.min_valid_share)
+    if problem is not None:
+        raise SettingsError(f"{where}: {problem} (validation.min_valid_share={v.min_valid_share})")
 
 
 def resolve_hybrid_switch(settings: Settings, inputs: list[str]) -> Settings:
@@ -214,6 +230,7 @@ def prepare(settings: Settings) -> Prepared:
     inputs = prepare_input(settings)
     counted = input_sample(settings, inputs)
     where = describe_source(settings, inputs)
+    check_input_shape(settings, counted[1], where)
     given_warm_start = settings.model.warm_start
     settings, warm = fetch_warm_start(settings)
     settings, schema = resolve_schema(settings, counted[1], where, warm["dense_names"] if warm else [])

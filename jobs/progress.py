@@ -24,11 +24,16 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def lines_written(folder: Path) -> int:
-    """Lines in committed and in-progress part files: for progress only, not for results."""
+# How a window's snapshot line says what it is (json.dumps); a fast-mode slot update says "slot".
+WINDOW_SNAPSHOT = b'"update": "window"'
+
+
+def lines_written(folder: Path, containing: bytes | None = None) -> int:
+    """Lines in committed and in-progress part files (only those ``containing`` a marker, one per line, if
+    given: ``WINDOW_SNAPSHOT`` counts closed windows among the snapshots): for progress only, not for results."""
     if not folder.is_dir():
         return 0
-    return sum(part.read_bytes().count(b"\n") for part in folder.rglob("*") if part.is_file())
+    return sum(part.read_bytes().count(containing or b"\n") for part in folder.rglob("*") if part.is_file())
 
 
 @dataclass

@@ -58,6 +58,23 @@ def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def too_few_valid(summary: dict[str, Any], min_share: float) -> str | None:
+    """Why the run failed if fewer than ``min_share`` of the events it read were valid (the top dead-letter
+    reasons), else None: a run that rejected its input must not end as a success.
+
+    >>> too_few_valid({"predictions": 1, "dead_letters": 9, "dead_letters_by_reason": {"bad_label": 9}}, 0.5)
+    'only 10.0% of the 10 events read were valid (validation.min_valid_share=0.5); dead letters: bad_label x 9'
+    >>> print(too_few_valid({"predictions": 6, "dead_letters": 4, "dead_letters_by_reason": {"late": 4}}, 0.5))
+    None
+    """
+    read = summary["predictions"] + summary["dead_letters"]
+    if read == 0 or summary["predictions"] >= min_share * read:
+        return None
+    top = Counter(summary["dead_letters_by_reason"]).most_common(3)
+    return (f"only {summary['predictions'] / read:.1%} of the {read:,} events read were valid "
+            f"(validation.min_valid_share={min_share}); dead letters: {', '.join(f'{r} x {n:,}' for r, n in top)}")
+
+
 def constant_dense_columns(snapshots: list[dict[str, Any]]) -> list[str]:
     """Dense columns (raw and per-user features alike) whose value never varied over the whole run:
     the model's scaler variance is zero in every window's snapshot, so they carry no signal.
@@ -106,10 +123,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
         f"decisions        {summary['decisions'] or 'none (no gate block, adaptation or rollback)'}",
     ]
-    if "schema" in summary:
-        schema = FeatureSchema.from_json(summary["schema"])
-        lines.append(f"features         {schema.describe()}")
-        lines += [f"warning          {warning}" for warning in schema.warnings]
+    if "schema" in summary:  # its "features" line was printed at start-up
+        lines += [f"warning          {warning}" for warning in FeatureSchema.from_json(summary["schema"]).warnings]
     lines += [f"warning          dense column '{name}' was constant in every window of the run: it carries no signal"
               for name in summary.get("constant_dense_columns", ())]
     return "\n".join(lines)

@@ -16,8 +16,8 @@ from jobs.kafka_client import consumer_lag
 from jobs.mlflow_process import MlflowProcess, call_once, tracking_uri
 from jobs.pipeline import MlflowTarget, build_pipeline, create_environment
 from jobs.preparation import RUN_ID_FILE, SCHEMA_FILE, clear_outputs, prepare
-from jobs.progress import ProgressLine, lines_written
-from jobs.run_summary import read_snapshots, summarize
+from jobs.progress import WINDOW_SNAPSHOT, ProgressLine, lines_written
+from jobs.run_summary import read_snapshots, summarize, too_few_valid
 from jobs.savepoints import stop_with_savepoint
 from udfs.learning.devices import describe
 
@@ -58,7 +58,7 @@ def _follow(client: JobClient, settings: Settings, out: Path, progress: Progress
             done = lines_written(out / "predictions") + lines_written(out / "dead_letters")
             lag = consumer_lag(settings.kafka) if kafka else None
             print(f"  {last_report - progress.started:5.0f} s: {progress.line(done, last_report, lag)}, "
-                  f"{lines_written(out / 'snapshots')} windows closed", flush=True)
+                  f"{lines_written(out / 'snapshots', WINDOW_SNAPSHOT)} windows closed", flush=True)
     result.result()  # raises with the job's failure cause
     return None
 
@@ -112,11 +112,14 @@ def run(settings: Settings) -> dict:
     summary["elapsed_s"] = round(time.time() - progress.started, 1)
     summary["batching_slice_ms"] = settings.batching.slice_ms
     summary["mlflow_run_id"] = run_id
+    summary["failure"] = too_few_valid(summary, settings.validation.min_valid_share)
     with MlflowProcess() as mlflow:  # started only if there is a run to finish
         if run_id:
             summary["mlflow_windows_logged_after_job"] = mlflow.call("reconcile", settings, run_id, snapshots)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         if run_id:
             mlflow.call("summary_artifact", settings, run_id, out / "summary.json")
-            mlflow.call("end_run", tracking_uri(settings), run_id, "FINISHED", "the input was read to its end")
+            status, reason = ("FAILED", summary["failure"]) if summary["failure"] else \
+                ("FINISHED", "the input was read to its end")
+            mlflow.call("end_run", tracking_uri(settings), run_id, status, reason)
     return summary

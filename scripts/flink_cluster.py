@@ -38,7 +38,7 @@ from scripts.broker import free_port, port_open, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".cache" / "flink-cluster"
-CONF_DIR, LOG_DIR, PID_DIR, TMP_DIR = (HOME / name for name in ("conf", "log", "pid", "tmp"))
+CONF_DIR, LOG_DIR, PID_DIR, TMP_DIR, LIB_DIR = (HOME / name for name in ("conf", "log", "pid", "tmp", "lib"))
 SHIP_DIR = HOME / "ship"  # jars and Python packages, bundled for `flink run`
 STATE = HOME / "cluster.json"  # the REST address of the running local cluster
 RUNS = HOME / "mlflow-runs.json"  # job id -> the MLflow run its client created at `submit`
@@ -69,6 +69,8 @@ def project_packages() -> list[Path]:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ, FLINK_CONF_DIR=str(CONF_DIR), FLINK_LOG_DIR=str(LOG_DIR), FLINK_PID_DIR=str(PID_DIR))
+    if LIB_DIR.is_dir():  # written by `start`: the cluster's classpath, flink-python included
+        env["FLINK_LIB_DIR"] = str(LIB_DIR)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # PyFlink starts `python`
     return env
 
@@ -140,12 +142,32 @@ def write_conf(slots: int, rest_port: int) -> None:
         "python.executable": sys.executable, "python.client.executable": sys.executable,
         "env.log.dir": str(LOG_DIR), "env.pid.dir": str(PID_DIR),  # also when bin/ scripts are run by hand
         "io.tmp.dirs": str(TMP_DIR),  # blobs and spill files: removed by `stop`, even after a kill -9
+        "classloader.parent-first-patterns.additional": ["pemja."],  # see write_lib
     }.items():
         _set(config, key, value)
     (CONF_DIR / "config.yaml").write_text(yaml.safe_dump(config))
     (CONF_DIR / "masters").write_text(f"localhost:{rest_port}\n")
     for folder in (LOG_DIR, PID_DIR, TMP_DIR):
         folder.mkdir(parents=True, exist_ok=True)
+    write_lib()
+
+
+def write_lib() -> None:
+    """The distribution's lib/ plus flink-python (links): the cluster's JVMs load PyFlink's runtime once.
+
+    `flink run -py` ships flink-python as each job's jar; a thread-mode job loads pemja's native
+    library from it, in the job's own class loader, and the JVM refuses a library already loaded by
+    another class loader: on a TaskManager that ran one Python job, every later one failed
+    (``NoSuchFieldException: loadedLibraryNames`` from pemja's workaround, which JDK 17 breaks). From
+    lib/, flink-python's classes (``org.apache.flink.``: parent-first) and the pemja classes they use
+    come from the TaskManager's own class loader for every job; ``pemja.`` parent-first (write_conf)
+    keeps a job's class loader from loading its own copy when asked for pemja by name.
+    """
+    shutil.rmtree(LIB_DIR, ignore_errors=True)
+    LIB_DIR.mkdir(parents=True)
+    home = flink_home()
+    for jar in sorted(home.joinpath("lib").glob("*.jar")) + sorted(home.joinpath("opt").glob("flink-python*.jar")):
+        (LIB_DIR / jar.name).symlink_to(jar)
 
 
 def daemon_pids(kind: str | None = None) -> list[int]:

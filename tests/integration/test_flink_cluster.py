@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 import sys
 import threading
 from collections import Counter
@@ -33,6 +34,7 @@ from scripts.flink_cluster import (
     start_cluster,
     start_taskmanager,
     stop_cluster,
+    stop_job,
     submit,
     tasks_running,
 )
@@ -172,12 +174,11 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
         create_topics(broker.bootstrap, ["interactions", "predictions", "dead-letters", "drift-events"])
         replay_lines(broker.bootstrap, "interactions",
                      [json.dumps(e) for e in events] + [json.dumps(heartbeat), json.dumps(closing(heartbeat))])
-        job_id = submit(job_args=["--config", str(REPO / "conf" / "kafka-cluster.yaml"),
-                                  "--output", str(tmp_path / "out"),
-                                  "--set", f"kafka.bootstrap_servers={broker.bootstrap}",
-                                  "--set", "kafka.starting_offsets=committed",
-                                  "--set", f"mlflow.tracking_uri={mlflow_server}",
-                                  "--set", "mlflow.experiment=ol-cluster"], rest=cluster)
+        args = ["--config", str(REPO / "conf" / "kafka-cluster.yaml"), "--output", str(tmp_path / "out"),
+                "--set", f"kafka.bootstrap_servers={broker.bootstrap}", "--set", "kafka.starting_offsets=committed",
+                "--set", f"mlflow.tracking_uri={mlflow_server}", "--set", "mlflow.experiment=ol-cluster",
+                "--set", "job.checkpoint_interval_ms=2000"]
+        job_id = submit(job_args=args, rest=cluster)
         wait_until(lambda: job_status(job_id, cluster) == "RUNNING", 60, f"job {job_id} RUNNING", 0.5)
 
         predictions = [json.loads(r[1]) for r in consume(broker.bootstrap, "predictions", len(events) + 1, 240)]
@@ -193,11 +194,39 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
 
         assert client.get_run(run.info.run_id).data.tags["flink_job_id"] == job_id
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
-        cancel(job_id, cluster)
-        assert job_status(job_id, cluster) == "CANCELED"
+
+        # The README's upgrade path, then more jobs, on the same TaskManager (thread mode: pemja's native
+        # library once per JVM): stop with a savepoint, resume it, cancel, submit a fresh job.
+        savepoint = stop_job(job_id, tmp_path / "savepoints", cluster)
+        assert client.get_run(run.info.run_id).info.status == "KILLED"
+        resumed = submit(job_args=[*args, "--resume", savepoint], rest=cluster)
+        wait_for_a_checkpoint(resumed, cluster)
+        assert client.get_run(run.info.run_id).info.status == "RUNNING", "a resumed job logs into its run"
+        assert client.get_run(run.info.run_id).data.tags["flink_job_id"] == resumed
+
+        cancel(resumed, cluster)
+        assert job_status(resumed, cluster) == "CANCELED"
         ended = client.get_run(run.info.run_id)
         assert ended.info.status == "KILLED", "a cancelled job's MLflow run must not stay RUNNING"
         assert ended.data.tags["end_reason"] == "job cancelled in Flink"
+
+        fresh = submit(job_args=[*args[:2], "--output", str(tmp_path / "out-fresh"), *args[4:]], rest=cluster)
+        wait_for_a_checkpoint(fresh, cluster)
+        cancel(fresh, cluster)
+    states = [job["state"] for job in list_jobs(cluster)]
+    assert len(states) == 3 and "FAILED" not in states, states
+
+
+def wait_for_a_checkpoint(job_id: str, rest: str) -> None:
+    """Until the job completed a checkpoint, which it takes only with every operator open: a job whose
+    Python operators fail to start restarts and fails instead (and then fails this wait at once)."""
+    def completed() -> int:
+        with urllib.request.urlopen(f"http://{rest}/jobs/{job_id}/checkpoints", timeout=10) as response:
+            counts = json.loads(response.read())["counts"]
+        assert job_restarts(job_id, rest) == 0 and job_status(job_id, rest) == "RUNNING", job_failure(job_id, rest)
+        return counts["completed"]
+
+    wait_until(lambda: completed() >= 1, 180, f"job {job_id}'s first checkpoint", 0.5)
 
 
 def test_the_job_on_the_cluster_recovers_from_a_killed_taskmanager_exactly_once(cluster: str, tmp_path: Path) -> None:

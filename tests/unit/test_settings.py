@@ -79,3 +79,19 @@ def test_cuda_without_a_gpu_stops_at_start_up_naming_the_key(capsys):
     assert not torch.cuda.is_available(), "this test needs a machine without a GPU"
     assert main(["--set", "model.kind=mlp", "--set", "model.device=cuda"]) == 2
     assert "model.device: 'cuda' but no CUDA GPU is visible" in capsys.readouterr().err
+
+
+def test_a_mistyped_key_gets_the_closest_key_of_its_section():
+    with pytest.raises(SettingsError, match="adaptation.gate_tolerence: unknown key .*did you mean adaptation.gate_tolerance"):
+        load_settings(DEFAULT_CONFIG, ["adaptation.gate_tolerence=0.1"])
+    with pytest.raises(SettingsError, match="check spelling against conf/local.yaml"):
+        load_settings(DEFAULT_CONFIG, ["model.zzzz=1"])
+
+
+@pytest.mark.parametrize("kind, member, expected", [("logistic", "logistic", (0.05, 256)), ("mlp", "logistic", (0.01, 64)),
+                                                    ("ensemble", "logistic", (0.05, 256)), ("ensemble", "mlp", (0.01, 64))])
+def test_learning_rate_and_batch_size_default_per_kind_in_the_shipped_profile(kind, member, expected):
+    m = load_settings(DEFAULT_CONFIG, [f"model.kind={kind}", f"model.ensemble.member={member}"]).model
+    assert (m.learning_rate, m.batch_size) == expected
+    m = load_settings(DEFAULT_CONFIG, [f"model.kind={kind}", "model.learning_rate=0.2", "model.batch_size=32"]).model
+    assert (m.learning_rate, m.batch_size) == (0.2, 32), "what the user sets wins"

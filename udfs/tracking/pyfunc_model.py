@@ -1,11 +1,15 @@
 """A model snapshot as an MLflow pyfunc model, loadable with ``mlflow.pyfunc.load_model``.
 
 Input: a DataFrame with the snapshot's dense feature columns (``dense_names``; missing columns
-or NaN mean "unknown") and, optionally, one-hot categorical columns ``hash_bucket_<i>``.
+or NaN mean "unknown") and, optionally, one-hot categorical columns ``hash_bucket_<i>``, numbers of
+any dtype; ``udfs.tracking.pyfunc_input.model_input`` builds it from raw events. Any other column is
+refused (a misspelled or raw column would otherwise be scored as "unknown", silently).
 Output: the positive-class probability per row, identical to what the job scored.
 
-The model is saved as code (``pyfunc_entry.py`` names the class), not as a pickled object, with a
-signature and an input example, so that MLflow shows the columns and pickles nothing.
+The model is saved as code (``pyfunc_entry.py`` names the class), not as a pickled object, with an
+input example that shows the columns, and pickles nothing. Its signature declares the output only:
+MLflow's input check refuses int64 columns for double ones and merely warns about unknown ones,
+so the model checks its input itself.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 
 from udfs.learning.model import Model
+from udfs.tracking.pyfunc_input import bucket_columns
 
 SNAPSHOT_ARTIFACT = "snapshot"
 UDFS_DIR = Path(__file__).resolve().parents[1]  # shipped whole with each model: it imports across udfs/
@@ -30,14 +35,20 @@ ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 PIP_REQUIREMENTS = ["mlflow", "numpy", "pandas", "torch==2.13.0"]
 
 
-def bucket_columns(hash_buckets: int) -> list[str]:
-    return [f"hash_bucket_{i}" for i in range(hash_buckets)]
-
-
 def score_frame(snapshot: dict[str, Any], model: Model, frame: pd.DataFrame) -> np.ndarray:
     """Probabilities for the rows of ``frame``, exactly as the job scored them."""
     scaler = model.scaler
-    values = frame.reindex(columns=snapshot["dense_names"] + bucket_columns(scaler.hash_buckets)).to_numpy(dtype=float)
+    columns = snapshot["dense_names"] + bucket_columns(scaler.hash_buckets)
+    unknown = [str(c) for c in frame.columns if c not in set(columns)]
+    if unknown:
+        raise ValueError(f"unknown input columns {unknown[:10]}: the model takes the per-user columns "
+                         f"{snapshot['dense_names']} and hash_bucket_0..hash_bucket_{scaler.hash_buckets - 1}; "
+                         "build them from raw events with udfs.tracking.pyfunc_input.model_input")
+    not_numbers = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if not_numbers:
+        raise ValueError(f"input columns {not_numbers[:10]} are not numbers: categorical values go in as one-hot "
+                         "hash_bucket_<i> columns (udfs.tracking.pyfunc_input.model_input)")
+    values = frame.reindex(columns=columns).to_numpy(dtype=float)
     onehot = np.nan_to_num(values[:, scaler.n_dense:], nan=0.0)
     # Row-major like the job's design matrices: BLAS sums in another order over column-major ones.
     design = np.ascontiguousarray(np.hstack([scaler.standardise(values[:, :scaler.n_dense]), onehot]))
@@ -59,9 +70,7 @@ class SnapshotModel(PythonModel):
 def save_snapshot_model(snapshot: dict[str, Any], path: Path) -> None:
     """Writes ``snapshot`` as a pyfunc model folder at ``path`` (signature, one example row)."""
     columns = snapshot["dense_names"] + bucket_columns(Model.from_parameters(snapshot["parameters"]).scaler.hash_buckets)
-    # Every column optional: a missing one is "unknown", as in the job.
-    signature = ModelSignature(inputs=Schema([ColSpec("double", name, required=False) for name in columns]),
-                               outputs=Schema([ColSpec("double")]))
+    signature = ModelSignature(outputs=Schema([ColSpec("double")]))  # the input: checked by score_frame
     with tempfile.TemporaryDirectory() as tmp:
         snapshot_file = Path(tmp, "snapshot.json")
         snapshot_file.write_text(json.dumps(snapshot))
