@@ -50,43 +50,61 @@ class FmLearner:
         return cls(bias=0.0, weights=np.zeros(n_inputs), factors=v)
 
     def predict_design(self, x: Any) -> np.ndarray:
-        return sigmoid(self._logits(x, _squared(x), x @ self.factors))
+        """Sparse (or dense) products over the whole matrix: one pass, no per-row gathers."""
+        s = x @ self.factors
+        squared = x.power(2) if sparse.issparse(x) else x * x
+        pairs = 0.5 * (np.einsum("rk,rk->r", s, s) - squared @ np.einsum("ik,ik->i", self.factors, self.factors))
+        return sigmoid(self.bias + x @ self.weights + pairs)
 
-    def _logits(self, x: Any, x2: Any, s: np.ndarray) -> np.ndarray:
-        """``s = x @ V``, ``x2`` the squared entries of ``x``."""
-        pairs = 0.5 * (np.einsum("ij,ij->i", s, s) - x2 @ np.einsum("ij,ij->i", self.factors, self.factors))
-        return self.bias + x @ self.weights + pairs
+    def _logits(self, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits of a mini-batch given as its rows' nonzero ``columns`` and ``values`` (padded with
+        value 0), with ``s = x @ V`` and the gathered factors ``V[columns]`` (the gradient reuses both)."""
+        v = self.factors[columns]  # (rows, nonzeros, k)
+        s = np.einsum("rn,rnk->rk", values, v)
+        squares = np.einsum("ik,ik->i", self.factors, self.factors)[columns]
+        pairs = 0.5 * (np.einsum("rk,rk->r", s, s) - np.einsum("rn,rn->r", values * values, squares))
+        return self.bias + np.einsum("rn,rn->r", values, self.weights[columns]) + pairs, s, v
 
     def fit_design(self, x: Any, y: np.ndarray, params: TrainParams) -> None:
         """Shuffled mini-batches of the mean logloss gradient, L2 (``model.l2``) on weights and factors."""
         rng = np.random.default_rng(params.seed)
-        x2 = _squared(x)
+        columns, values = _padded(x)
+        k = self.factors.shape[1]
         for _ in range(params.epochs):
-            order = rng.permutation(x.shape[0])
+            order = rng.permutation(len(values))
             for start in range(0, len(order), params.batch_size):
                 idx = order[start:start + params.batch_size]
-                xb, x2b = x[idx], x2[idx]
-                s = xb @ self.factors
-                err = (sigmoid(self._logits(xb, x2b, s)) - y[idx]) / len(idx)
-                xt = xb.T
-                grad_v = xt @ (err[:, None] * s) - self.factors * (x2b.T @ err)[:, None] + params.l2 * self.factors
-                self._step(float(err.sum()), xt @ err + params.l2 * self.weights, grad_v, params)
+                cols, vals = columns[idx], values[idx]
+                logits, s, v = self._logits(cols, vals)
+                err = (sigmoid(logits) - y[idx]) / len(idx)
+                # d logit / d v_if = x_i s_f - v_if x_i^2, summed into each column's row of V
+                ex = err[:, None] * vals
+                per_entry = (ex[:, :, None] * (s[:, None, :] - v * vals[:, :, None])).reshape(-1, k)
+                touched, entry = np.unique(cols, return_inverse=True)
+                entry = entry.ravel()
+                grad_v = np.empty((len(touched), k))
+                for f in range(k):
+                    grad_v[:, f] = np.bincount(entry, per_entry[:, f], len(touched))
+                grad_w = np.bincount(entry, ex.ravel(), len(touched))
+                self._step(float(err.sum()), touched, grad_w + params.l2 * self.weights[touched],
+                           grad_v + params.l2 * self.factors[touched], params)
 
-    def _step(self, grad_b: float, grad_w: np.ndarray, grad_v: np.ndarray, params: TrainParams) -> None:
-        """AdaGrad (Duchi, Hazan & Singer, JMLR 2011), whatever ``model.optimizer`` says: a column's
-        step shrinks with its own squared gradients, and a user's or item's factors move only in the
-        batches where it occurs (Adam's moments would keep moving every id's row long after it left)."""
-        grads = (np.array([grad_b]), grad_w, grad_v)
+    def _step(self, grad_b: float, touched: np.ndarray, grad_w: np.ndarray, grad_v: np.ndarray,
+              params: TrainParams) -> None:
+        """AdaGrad (Duchi, Hazan & Singer, JMLR 2011), whatever ``model.optimizer`` says, on the
+        columns of the batch only (``touched``; L2 too, lazily): a user's or item's factors move
+        only in the batches where it occurs, and a column's step shrinks with its own squared
+        gradients (Adam's moments would keep moving every id's row long after it left)."""
         s = self.optimizer_state
         if not s:
-            s["g2"] = [np.zeros_like(g) for g in grads]
-        deltas = []
-        for g2, g in zip(s["g2"], grads):
-            g2 += g * g
-            deltas.append(params.step_size * g / (np.sqrt(g2) + 1e-8))
-        self.bias -= float(deltas[0][0])
-        self.weights -= deltas[1]
-        self.factors -= deltas[2]
+            s.update(b=0.0, w=np.zeros_like(self.weights), v=np.zeros_like(self.factors))
+        lr = params.step_size
+        s["b"] += grad_b * grad_b
+        self.bias -= lr * grad_b / (np.sqrt(s["b"]) + 1e-8)
+        s["w"][touched] += grad_w * grad_w
+        self.weights[touched] -= lr * grad_w / (np.sqrt(s["w"][touched]) + 1e-8)
+        s["v"][touched] += grad_v * grad_v
+        self.factors[touched] -= lr * grad_v / (np.sqrt(s["v"][touched]) + 1e-8)
 
     def reset_optimizer(self) -> None:
         self.optimizer_state = {}
@@ -110,5 +128,14 @@ class FmLearner:
         return cls(bias=float(params["bias"]), weights=np.asarray(params["weights"], dtype=float), factors=v)
 
 
-def _squared(x: Any) -> Any:
-    return x.power(2) if sparse.issparse(x) else x * x
+def _padded(x: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nonzero columns and values, padded to the longest row (column 0, value 0): batches
+    are then plain numpy gathers, with no sparse-matrix object built per mini-batch."""
+    csr = sparse.csr_matrix(x)
+    counts = np.diff(csr.indptr)
+    rows = np.repeat(np.arange(csr.shape[0]), counts)
+    slots = np.arange(len(csr.indices)) - csr.indptr[rows]
+    columns = np.zeros((csr.shape[0], int(counts.max(initial=0))), dtype=np.int64)
+    values = np.zeros(columns.shape)
+    columns[rows, slots], values[rows, slots] = csr.indices, csr.data
+    return columns, values
