@@ -69,7 +69,7 @@ class FmLearner:
         """Shuffled mini-batches of the mean logloss gradient, L2 (``model.l2``) on weights and factors."""
         rng = np.random.default_rng(params.seed)
         columns, values = _padded(x)
-        k = self.factors.shape[1]
+        n_inputs, k = self.factors.shape
         for _ in range(params.epochs):
             order = rng.permutation(len(values))
             for start in range(0, len(order), params.batch_size):
@@ -80,11 +80,12 @@ class FmLearner:
                 # d logit / d v_if = x_i s_f - v_if x_i^2, summed into each column's row of V
                 ex = err[:, None] * vals
                 per_entry = (ex[:, :, None] * (s[:, None, :] - v * vals[:, :, None])).reshape(-1, k)
-                touched, entry = np.unique(cols, return_inverse=True)
-                entry = entry.ravel()
-                grad_v = np.empty((len(touched), k))
-                for f in range(k):
-                    grad_v[:, f] = np.bincount(entry, per_entry[:, f], len(touched))
+                present = np.zeros(n_inputs, dtype=bool)  # np.unique would sort: slower at these sizes
+                present[cols] = True
+                touched = np.flatnonzero(present)
+                entry = (np.cumsum(present) - 1)[cols.ravel()]  # each term's row among ``touched``
+                slots = (entry[:, None] * k + np.arange(k)).ravel()  # (column, factor) of each term
+                grad_v = np.bincount(slots, per_entry.ravel(), len(touched) * k).reshape(-1, k)
                 grad_w = np.bincount(entry, ex.ravel(), len(touched))
                 self._step(float(err.sum()), touched, grad_w + params.l2 * self.weights[touched],
                            grad_v + params.l2 * self.factors[touched], params)

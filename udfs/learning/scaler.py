@@ -7,8 +7,8 @@ With ``id_buckets`` (factorization machines, ``model.fm.id_buckets``) the bucket
 user and an item column, hashed into their own ranges after the categorical buckets
 (udfs/features/user_features.py, ``id_bucket_columns``). Those one-hots are thousands of
 columns wide, so the design is then a sparse CSR matrix: a million-row window stays a few
-hundred MB instead of tens of GB. Learners that take ids (udfs/learning/fm.py, ftrl.py) compute
-with ``@`` and ``.T @``, which both kinds of matrix support.
+hundred MB instead of tens of GB. The learner that takes ids (udfs/learning/fm.py) reads either
+kind of matrix.
 
 >>> import numpy as np
 >>> scaler = Scaler.initial(n_dense=1, hash_buckets=3)
