@@ -118,7 +118,7 @@ class FmLearner:
         return {}
 
     def parameters(self) -> dict[str, Any]:
-        """The factors as base64 float64 bytes: exact, and a third of the size of JSON numbers."""
+        """The factors as base64 float64 bytes: exact, and about half the size of JSON numbers."""
         return {"kind": self.kind, "bias": self.bias, "weights": self.weights.tolist(),
                 "factors_shape": list(self.factors.shape),
                 "factors": base64.b64encode(np.ascontiguousarray(self.factors, dtype="<f8").tobytes()).decode()}
