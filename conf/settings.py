@@ -205,10 +205,28 @@ class FeatureSettings(_Section):
 class EnsembleSettings(_Section):
     """``model.kind=ensemble``: one member per learning rate, weighted by exp(-eta x its decayed recent logloss)."""
 
-    member: Literal["logistic", "mlp"] = "logistic"
+    member: Literal["logistic", "mlp", "fm"] = "logistic"
     learning_rates: tuple[Annotated[float, Field(gt=0)], ...] = Field((0.003, 0.01, 0.03, 0.1), min_length=1)
     eta: float = Field(20.0, gt=0)
     loss_decay: float = Field(0.5, ge=0, lt=1)  # weight of the older windows in each member's recent logloss
+
+
+class FtrlSettings(_Section):
+    """``model.kind=ftrl``: FTRL-Proximal (McMahan et al., KDD 2013); ``l1`` gives exact zeros."""
+
+    alpha: float = Field(0.5, gt=0)  # per-coordinate learning rate alpha / (beta + sqrt(sum of squared gradients))
+    beta: float = Field(1.0, gt=0)
+    l1: float = Field(0.5, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+
+class FmSettings(_Section):
+    """``model.kind=fm``: a factorization machine (Rendle, ICDM 2010) over the design matrix plus
+    hashed one-hot ``user_id`` and ``item_id`` columns, trained with ``model.optimizer``."""
+
+    factors: int = Field(4, ge=1)
+    id_buckets: int = Field(1024, ge=1)  # hash buckets per id field (user, item)
+    init_std: float = Field(0.1, gt=0)  # of the latent factors at the start
 
 
 # Per learner (``model.kind``, or the ensemble's member), what ``model.learning_rate`` and ``model.batch_size``
@@ -217,6 +235,8 @@ class EnsembleSettings(_Section):
 KIND_DEFAULTS: dict[str, dict[str, float | int]] = {
     "logistic": {"learning_rate": 0.05, "batch_size": 256},
     "mlp": {"learning_rate": 0.01, "batch_size": 64},
+    "ftrl": {"learning_rate": 0.05, "batch_size": 256},
+    "fm": {"learning_rate": 0.3, "batch_size": 64},  # AdaGrad's base rate (udfs/learning/fm.py)
 }
 
 
@@ -229,12 +249,14 @@ class ModelSettings(_Section):
     0.003
     """
 
-    kind: Literal["logistic", "mlp", "ensemble"] = "logistic"
+    kind: Literal["logistic", "mlp", "ensemble", "ftrl", "fm"] = "logistic"
     hidden_units: tuple[Annotated[int, Field(ge=1)], ...] = Field((64,), min_length=1)  # mlp: units per hidden layer
     dropout: float = Field(0.0, ge=0, lt=1)  # mlp
     # Where torch learners train: auto = cuda when a GPU is visible, else cpu. Scoring runs on the CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     ensemble: EnsembleSettings = EnsembleSettings()
+    ftrl: FtrlSettings = FtrlSettings()
+    fm: FmSettings = FmSettings()
     optimizer: Literal["sgd", "adam"] = "adam"
     learning_rate: float = Field(0.05, gt=0)
     epochs: int = Field(3, ge=1)
@@ -258,6 +280,12 @@ class ModelSettings(_Section):
         learner = (member or "logistic") if kind == "ensemble" else kind
         defaults = KIND_DEFAULTS.get(learner, {})
         return {**data, **{key: value for key, value in defaults.items() if data.get(key) is None}}
+
+    @property
+    def id_buckets(self) -> int:
+        """Hashed one-hot columns per id field the features carry: only factorization machines use them."""
+        uses_fm = self.kind == "fm" or (self.kind == "ensemble" and self.ensemble.member == "fm")
+        return self.fm.id_buckets if uses_fm else 0
 
     @model_validator(mode="after")
     def _cuda_visible(self) -> ModelSettings:

@@ -56,7 +56,7 @@ def check_warm_start(settings: Settings, snapshot: dict, given: str) -> None:
     """The warm-start model must be of the run's features and model kind."""
     try:
         check_compatible(snapshot, UserFeatureExtractor.from_settings(settings).dense_names,
-                         settings.features.hash_buckets, settings.model.kind, given)
+                         settings.features.hash_buckets, settings.model.kind, given, settings.model.id_buckets)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     print(f"warm start from {given}: model version {snapshot['version']}", flush=True)

@@ -1,10 +1,10 @@
 """Learning quality on reference drifting streams, against a static model and per-event learners.
 
     python scripts/evaluate.py [--events 30000] [--engine flink|library] [--streams sea,hyperplane,...]
-                               [--model logistic,mlp,ensemble] [--json evaluation.json]
+                               [--model logistic,mlp,ensemble,ftrl,fm] [--json evaluation.json]
 
 For each stream of udfs/sim/reference_streams.py (abrupt, gradual, covariate shift, recurring,
-stationary non-linear) it runs the job once per model kind (by default the real Flink job on the
+stationary non-linear, stationary sparse linear, latent-factor clicks) it runs the job once per model kind (by default the real Flink job on the
 local MiniCluster; ``--engine library`` runs the same udfs/ in one process, with identical
 results), then three baselines on the same events and features: a static model trained on the
 first windows only, the project's per-event online SGD learner, and River's per-event
@@ -44,7 +44,9 @@ STATIC_TRAIN_WINDOWS = 4
 SETTLED_FROM_WINDOW = 10  # a stream without drift is judged from this window on
 # Per kind; Adam's step of the logistic default (0.05) is too coarse for a hidden layer.
 MODEL_SETTINGS = {"logistic": [], "mlp": ["model.kind=mlp", "model.learning_rate=0.01", "model.batch_size=64"],
-                  "ensemble": ["model.kind=ensemble"]}
+                  "ensemble": ["model.kind=ensemble"], "ftrl": ["model.kind=ftrl"],
+                  # AdaGrad's base rate, smaller batches; no drift adaptation (README, Model kinds).
+                  "fm": ["model.kind=fm", "model.learning_rate=0.3", "model.batch_size=64", "adaptation.policies=[]"]}
 DETECTION_HORIZON_WINDOWS = 4  # a detection later than this after a drift point counts as missed
 AFTER_DRIFT_WINDOWS = 10  # judged from each drift-start window to this many windows later
 BLOCK_WINDOWS = 6  # windows per column of the over-time table

@@ -239,3 +239,24 @@ def test_failure_mid_stream_recovers_with_exactly_once_output_and_same_model(sta
         by_step.setdefault(metric.step, set()).add(round(metric.value, 12))
     assert sorted(by_step) == [window_step(s) for s in read_snapshots(reference) if s["update"] == "window"]
     assert all(len(values) == 1 for values in by_step.values()), "a window was logged twice with different values"
+
+
+@pytest.mark.parametrize("kind", ["ftrl", "fm"])
+def test_ftrl_and_fm_recover_from_a_failure_and_match_library_mode(tmp_path, kind):
+    """The newer kinds in one lean run each: an operator fails after 4,000 records and Flink restores
+    the pickled learner (FTRL's per-coordinate sums, the FM's factors and AdaGrad sums) from the last
+    checkpoint; what the job commits is then exactly library mode's, user and item ids hashed into the
+    FM's columns included."""
+    spec = StreamSpec(n_events=8_000, n_users=300, duration_s=3600.0, seed=13)
+    write_stream(tmp_path / "events.jsonl", spec)
+    proc = run_job(tmp_path / "events.jsonl", tmp_path / "out", f"model.kind={kind}", "job.checkpoint_interval_ms=2000",
+                   "mlflow.register_every_windows=100", faults=("--fail", "user-features", "--after", "4000"))
+    assert (tmp_path / "out" / "checkpoints" / FAILURE_MARKER.format("user-features")).exists(), proc.stdout[-2000:]
+    library = run_library(load_settings(overrides=[f"model.kind={kind}"]),
+                          (tmp_path / "events.jsonl").read_text().splitlines())
+    committed = outputs(tmp_path / "out", "predictions")
+    assert Counter(p["event_id"] for p in committed) == Counter(json.loads(p)["event_id"] for p in library.predictions)
+    assert not differing_predictions(committed, library.predictions)
+    snapshot = read_snapshots(tmp_path / "out")[-1]
+    assert snapshot["parameters"]["kind"] == kind
+    assert_same_model(snapshot["parameters"], library.snapshots[-1]["parameters"], atol=1e-9)

@@ -13,7 +13,9 @@ import pytest
 
 from conf.settings import load_settings
 from udfs.features.feature_batch import FeatureBatch
+from udfs.features.user_features import id_bucket_columns
 from udfs.learning.ensemble import EnsembleLearner
+from udfs.learning.ftrl import FtrlLearner
 from udfs.learning.learner import TrainParams
 from udfs.learning.logistic import LogisticLearner
 from udfs.learning.metrics import log_loss
@@ -22,7 +24,8 @@ from udfs.learning.model import Model, ModelSpec
 from udfs.learning.window_trainer import WindowTrainer
 from udfs.tracking.pyfunc_model import bucket_columns, save_snapshot_model
 
-KINDS = ["logistic", "mlp", "ensemble"]
+KINDS = ["logistic", "mlp", "ensemble", "ftrl", "fm"]
+ID_BUCKETS = 8  # fm: per id field
 
 
 def xor(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,11 +77,22 @@ def test_ensemble_moves_its_weight_to_the_fast_member_after_an_abrupt_flip():
     assert log_loss(flipped, ensemble.predict_design(x)) <= log_loss(flipped, single_fast) * 1.05
 
 
+def ids(n: int) -> tuple[list[str], list[str | None]]:
+    """Users and items of ``n`` rows, a few rows without an item."""
+    rng = np.random.default_rng(8)
+    return [f"u{u}" for u in rng.integers(0, 30, n)], [None if i < 0 else f"i{i}" for i in rng.integers(-1, 20, n)]
+
+
 def trained(kind: str) -> tuple[Model, np.ndarray, np.ndarray]:
+    """A model of ``kind`` after one window; an fm's buckets end with the user and item columns."""
     rng = np.random.default_rng(7)
     dense, buckets = rng.normal(size=(400, 3)), rng.integers(-1, 4, size=(400, 2))
     y = ((dense[:, 0] * dense[:, 1] > 0) | (buckets[:, 0] == 2)).astype(float)
-    model = Model.initial(ModelSpec(kind=kind, hidden_units=(8,), learning_rates=(0.01, 0.1)), 3, 4)
+    id_buckets = ID_BUCKETS if kind == "fm" else 0
+    if id_buckets:
+        buckets = np.hstack([buckets, id_bucket_columns(*ids(len(buckets)), 4, id_buckets)])
+    model = Model.initial(ModelSpec(kind=kind, hidden_units=(8,), learning_rates=(0.01, 0.1), id_buckets=id_buckets),
+                          3, 4)
     model.update_scaler(dense, decay=0.9)
     model.fit(dense, buckets, y, TrainParams(seed=1))
     return model, dense, buckets
@@ -100,14 +114,19 @@ def test_pyfunc_model_scores_a_dataframe_exactly_as_the_snapshot(kind, tmp_path)
     names = ["a", "b", "c"]
     save_snapshot_model({"version": 1, "dense_names": names, "parameters": model.parameters()}, tmp_path / "model")
     frame = pd.DataFrame(dense, columns=names)
-    frame[bucket_columns(4)] = model.scaler.one_hot(buckets)
+    design = model.scaler.design(dense, buckets)
+    frame[bucket_columns(4)] = (design.toarray() if kind == "fm" else design)[:, 3:7]
+    if kind == "fm":  # the hashed ids, not their one-hots: the DataFrame names who and what
+        frame["user_id"], frame["item_id"] = ids(len(frame))
     scores = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(frame)
     np.testing.assert_array_equal(np.asarray(scores), model.predict_proba(dense, buckets))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_window_trainer_snapshots_the_kind_and_the_ensemble_logs_its_weights(kind):
-    settings = load_settings(overrides=[f"model.kind={kind}", "model.hidden_units=[8]", 'features.numeric=["a", "b"]'])
+    rate = ["model.learning_rate=0.3"] if kind == "fm" else []  # AdaGrad's base rate (README, Model kinds)
+    settings = load_settings(overrides=[f"model.kind={kind}", "model.hidden_units=[8]", 'features.numeric=["a", "b"]',
+                                        *rate])
     names = ["a", "b"]
     rng = np.random.default_rng(0)
     n = 600
@@ -127,3 +146,39 @@ def test_window_trainer_snapshots_the_kind_and_the_ensemble_logs_its_weights(kin
         assert snapshots[-1]["parameters"]["weights"] == pytest.approx(list(weights.values()))
     else:
         assert weights == {}
+    if kind == "ftrl":  # the share of exact zeros goes to MLflow with the window's metrics
+        assert 0 < snapshots[-1]["metrics"]["zero_weight_share"] < 1
+
+
+def test_ftrl_zeroes_the_weights_of_noise_columns_and_goes_on_identically_after_pickling():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 10))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(x[:, 0] - x[:, 1])))).astype(float)
+    a = FtrlLearner.initial(10, alpha=0.5, beta=1.0, l1=1.0, l2=0.0)
+    for window in range(5):
+        a.fit_design(x, y, TrainParams(seed=window))
+    assert np.all(a.weights()[:2] != 0) and np.all(a.weights()[2:] == 0.0)
+    assert a.window_metrics() == {"zero_weight_share": 0.8}
+    restored = pickle.loads(pickle.dumps(a))  # the accumulators travel with it in Flink state
+    for learner in (a, restored):
+        learner.fit_design(x, y, TrainParams(seed=9))
+    np.testing.assert_array_equal(restored.predict_design(x), a.predict_design(x))
+
+
+def test_fm_learns_user_item_affinities_through_hashed_ids_that_logistic_cannot():
+    """Clicks only where a user's taste (+1/-1) matches an item's: no weight of an id predicts it."""
+    rng = np.random.default_rng(4)
+    n, users, items = 6000, 40, 30
+    user, item = rng.integers(0, users, n), rng.integers(0, items, n)
+    taste, kind = rng.choice([-1, 1], users), rng.choice([-1, 1], items)
+    y = (rng.random(n) < np.where(taste[user] == kind[item], 0.9, 0.1)).astype(float)
+    buckets = id_bucket_columns([f"u{u}" for u in user], [f"i{i}" for i in item], 1, 1024)  # few collisions
+    dense = rng.normal(size=(n, 1))
+    fm, logistic = (Model.initial(ModelSpec(kind=k, id_buckets=1024), 1, 1) for k in ("fm", "logistic"))
+    for window in range(5):
+        part = slice(window * 1000, (window + 1) * 1000)
+        for model, rate in ((fm, 0.3), (logistic, 0.05)):
+            model.fit(dense[part], buckets[part], y[part], TrainParams(learning_rate=rate, batch_size=64, seed=window))
+    test = slice(5000, n)
+    assert log_loss(y[test], fm.predict_proba(dense[test], buckets[test])) < 0.45
+    assert log_loss(y[test], logistic.predict_proba(dense[test], buckets[test])) > 0.65

@@ -81,3 +81,32 @@ def test_no_kind_raises_drift_on_the_default_stationary_stream_with_its_defaults
         scored = [s["metrics"] for s in result.window_snapshots if "logloss" in s["metrics"]]
         loglosses[kind] = float(np.average([m["logloss"] for m in scored], weights=[m["examples"] for m in scored]))
     assert max(loglosses.values()) <= 1.02 * min(loglosses.values()), loglosses
+
+
+FTRL = ["model.kind=ftrl"]
+# AdaGrad's base rate, smaller batches; drift adaptation off (README, Model kinds: a false loss alarm's
+# 3x boost, weight reset and 10-epoch retrain throw away the factors an FM took windows to learn).
+FM = ["model.kind=fm", "model.learning_rate=0.3", "model.batch_size=64", "adaptation.policies=[]"]
+
+
+def test_ftrl_matches_logistic_on_a_sparse_linear_stream_and_zeroes_the_noise_weights():
+    stream = REFERENCE_STREAMS["sparse_linear"]
+    lines = [json.dumps(e) for e in generate(stream, n_events=20_000, seed=1)]
+    logistic = from_window_10(lines, *job_overrides(stream))
+    snapshots = run_library(load_settings(overrides=job_overrides(stream) + FTRL), lines).window_snapshots
+    ftrl = float(np.average([s["metrics"]["logloss"] for s in snapshots[9:]],
+                            weights=[s["metrics"]["examples"] for s in snapshots[9:]]))
+    assert ftrl <= 1.02 * logistic, (ftrl, logistic)
+    tenth = snapshots[9]  # after 10 windows: the noise columns x10-x49 and their per-user z-scores
+    noise = [i for i, name in enumerate(tenth["dense_names"]) if name.split("_")[0] in {f"x{j}" for j in range(10, 50)}]
+    weights = np.asarray(tenth["parameters"]["weights"])[noise]
+    assert len(noise) == 80 and np.mean(weights == 0.0) >= 0.7, np.mean(weights == 0.0)
+    assert tenth["metrics"]["zero_weight_share"] >= 0.7
+
+
+def test_fm_beats_logistic_by_a_tenth_on_a_latent_factor_click_stream():
+    stream = REFERENCE_STREAMS["latent_clicks"]
+    lines = [json.dumps(e) for e in generate(stream, n_events=30_000, seed=1)]
+    logistic = from_window_10(lines, *job_overrides(stream), "adaptation.policies=[]")
+    fm = from_window_10(lines, *job_overrides(stream), *FM)
+    assert fm <= 0.9 * logistic, (fm, logistic)

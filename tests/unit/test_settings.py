@@ -29,6 +29,10 @@ def test_overrides_are_typed():
     ("model.hidden_units=[64, 0]", "model.hidden_units"),
     ("model.ensemble.learning_rates=[0.01, -0.1]", "model.ensemble.learning_rates"),
     ("model.ensemble.member=ensemble", "model.ensemble.member"),
+    ("model.ftrl.l1=-0.1", "model.ftrl.l1"),
+    ("model.ftrl.beta=0", "model.ftrl.beta"),
+    ("model.fm.factors=0", "model.fm.factors"),
+    ("model.fm.id_buckets=0", "model.fm.id_buckets"),
     ("model.dropout=1.5", "model.dropout"),
 ])
 def test_errors_name_the_bad_key(override, key):

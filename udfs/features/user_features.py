@@ -21,7 +21,7 @@ import pickle
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
@@ -120,6 +120,22 @@ def stable_bucket(name: str, value: str, buckets: int) -> int:
     return zlib.crc32(f"{name}={value}".encode()) % buckets
 
 
+def id_bucket_columns(user_ids: Sequence[str | None], item_ids: Sequence[str | None], hash_buckets: int,
+                      id_buckets: int) -> np.ndarray:
+    """The user and item bucket of each row (-1 = no id), in the ranges after the ``hash_buckets``
+    categorical ones: users ``[h, h + id_buckets)``, items the next ``id_buckets``. An id never seen
+    in training falls into its bucket like any other (udfs/learning/scaler.py builds the one-hots).
+
+    >>> id_bucket_columns(["u1", "u2"], ["i1", None], hash_buckets=4, id_buckets=10).tolist()
+    [[13, 22], [9, -1]]
+    """
+    def bucket(name: str, value: str | None, offset: int) -> int:
+        return -1 if value is None else offset + stable_bucket(name, str(value), id_buckets)
+
+    return np.array([[bucket("user_id", u, hash_buckets), bucket("item_id", i, hash_buckets + id_buckets)]
+                     for u, i in zip(user_ids, item_ids)], dtype=np.int64).reshape(len(user_ids), 2)
+
+
 class UserFeatureExtractor:
     """Computes the dense vector and categorical buckets of an event, then updates the state."""
 
@@ -133,10 +149,12 @@ class UserFeatureExtractor:
         positive_rate_prior_strength: float = 5.0,
         zscore_clip: float = 5.0,
         max_items_per_user: int = 50,
+        id_buckets: int = 0,
     ) -> None:
         self.numeric = numeric
         self.categorical = categorical
         self.hash_buckets = hash_buckets
+        self.id_buckets = id_buckets  # > 0: user and item bucket columns follow the categorical ones
         self.decay_per_ms = math.log(2) / (velocity_half_life_s * 1000.0)
         self.prior = positive_rate_prior
         self.prior_strength = positive_rate_prior_strength
@@ -152,7 +170,7 @@ class UserFeatureExtractor:
         return cls(numeric=numeric, categorical=categorical, hash_buckets=f.hash_buckets,
                    velocity_half_life_s=f.velocity_half_life_s, positive_rate_prior=f.positive_rate_prior,
                    positive_rate_prior_strength=f.positive_rate_prior_strength, zscore_clip=f.zscore_clip,
-                   max_items_per_user=f.max_items_per_user)
+                   max_items_per_user=f.max_items_per_user, id_buckets=settings.model.id_buckets)
 
     def featurize(self, state: UserState, event: Event) -> FeatureRow:
         """Features of one event from ``state``, which then absorbs the event (mutated in place)."""
@@ -178,6 +196,10 @@ class UserFeatureExtractor:
         zscores = self._zscores_and_moments(values, [e.user_id for e in events], states)
         history_array = np.array(history, dtype=float).reshape(len(events), len(HISTORY_FEATURES))
         bucket_array = np.array(buckets, dtype=np.int64).reshape(len(events), len(self.categorical))
+        if self.id_buckets:
+            ids = id_bucket_columns([e.user_id for e in events], [e.item_id for e in events], self.hash_buckets,
+                                    self.id_buckets)
+            bucket_array = np.hstack([bucket_array, ids])
         return np.hstack([values, history_array, zscores]), bucket_array
 
     def _bucket(self, name: str, value: str | None) -> int:

@@ -33,8 +33,8 @@ def resolve_device(requested: str) -> str:
 
 
 def training_device(kind: str, requested: str) -> str:
-    """The device a job of ``kind`` trains on: logistic regression is numpy, always on the CPU."""
-    return "cpu" if kind == "logistic" else resolve_device(requested)
+    """The device a job of ``kind`` trains on: the numpy kinds (logistic, ftrl, fm) always on the CPU."""
+    return "cpu" if kind in ("logistic", "ftrl", "fm") else resolve_device(requested)
 
 
 def describe(device: str) -> str:

@@ -38,8 +38,8 @@ class LogisticLearner:
         """Shuffled mini-batch SGD/Adam with L2 on the weights."""
         rng = np.random.default_rng(params.seed)
         for _ in range(params.epochs):
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), params.batch_size):
+            order = rng.permutation(x.shape[0])
+            for start in range(0, len(order), params.batch_size):
                 idx = order[start:start + params.batch_size]
                 err = self.predict_design(x[idx]) - y[idx]
                 grad_w = x[idx].T @ err / len(idx) + params.l2 * self.weights

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from udfs.learning.ensemble import EnsembleLearner
+from udfs.learning.fm import FmLearner
+from udfs.learning.ftrl import FtrlLearner
 from udfs.learning.learner import Learner, TrainParams
 from udfs.learning.logistic import LogisticLearner
 from udfs.learning.scaler import Scaler
@@ -38,13 +40,19 @@ class ModelSpec:
     learning_rates: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1)
     eta: float = 20.0
     loss_decay: float = 0.5
+    ftrl: tuple[float, float, float, float] = (0.5, 1.0, 0.5, 0.0)  # alpha, beta, l1, l2
+    factors: int = 4
+    init_std: float = 0.1
+    id_buckets: int = 0  # per id field, in the design (only factorization machines use ids)
     seed: int = 0
 
     @classmethod
     def from_settings(cls, m: ModelSettings) -> ModelSpec:
-        e = m.ensemble
+        e, f = m.ensemble, m.ftrl
         return cls(kind=m.kind, hidden_units=m.hidden_units, dropout=m.dropout, device=m.device, member=e.member,
-                   learning_rates=e.learning_rates, eta=e.eta, loss_decay=e.loss_decay, seed=m.seed)
+                   learning_rates=e.learning_rates, eta=e.eta, loss_decay=e.loss_decay,
+                   ftrl=(f.alpha, f.beta, f.l1, f.l2), factors=m.fm.factors, init_std=m.fm.init_std,
+                   id_buckets=m.id_buckets, seed=m.seed)
 
     def new_learner(self, n_inputs: int, kind: str | None = None, seed: int | None = None) -> Learner:
         """An untrained learner of ``kind`` (default: the configured one) on ``n_inputs`` design columns."""
@@ -55,6 +63,10 @@ class ModelSpec:
             from udfs.learning.mlp import MlpLearner  # torch loads only for the kinds that use it
 
             return MlpLearner.initial(n_inputs, self.hidden_units, self.dropout, seed, self.device)
+        if kind == "ftrl":
+            return FtrlLearner.initial(n_inputs, *self.ftrl)
+        if kind == "fm":
+            return FmLearner.initial(n_inputs, self.factors, self.init_std, seed)
         members = [self.new_learner(n_inputs, self.member, seed + k) for k in range(len(self.learning_rates))]
         return EnsembleLearner(members, self.learning_rates, self.eta, self.loss_decay)
 
@@ -68,6 +80,10 @@ def learner_from_parameters(params: dict[str, Any], device: str = "cpu") -> Lear
         from udfs.learning.mlp import MlpLearner
 
         return MlpLearner.from_parameters(params, device)
+    if kind == "ftrl":
+        return FtrlLearner.from_parameters(params)
+    if kind == "fm":
+        return FmLearner.from_parameters(params)
     return EnsembleLearner.from_parameters(params, lambda member: learner_from_parameters(member, device))
 
 
@@ -78,7 +94,7 @@ class Model:
 
     @classmethod
     def initial(cls, spec: ModelSpec, n_dense: int, hash_buckets: int) -> Model:
-        scaler = Scaler.initial(n_dense, hash_buckets)
+        scaler = Scaler.initial(n_dense, hash_buckets, spec.id_buckets)
         return cls(scaler, spec.new_learner(scaler.n_inputs))
 
     def predict_proba(self, dense: np.ndarray, buckets: np.ndarray) -> np.ndarray:

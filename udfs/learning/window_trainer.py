@@ -321,7 +321,8 @@ class WindowTrainer:
 
     def _serving(self, state: TrainerState) -> Model:
         if state.serving is None:  # zero logistic weights: 0.5 for every row, as the predictor scores version 0
-            return Model.initial(ModelSpec(), len(self.dense_names), self.settings.features.hash_buckets)
+            return Model.initial(ModelSpec(id_buckets=self.spec.id_buckets), len(self.dense_names),
+                                 self.settings.features.hash_buckets)
         return state.serving
 
     def _maybe_roll_back(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,

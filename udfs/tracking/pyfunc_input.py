@@ -2,7 +2,7 @@
 
 The model scores the job's per-user columns (the raw numeric features, the user's history, the
 per-user z-scores: ``dense_names`` of the snapshot) and one-hot ``hash_bucket_<i>`` columns of the
-categorical values: not the raw event. :func:`model_input` turns raw event lines into that frame;
+categorical values (and, for a factorization machine, ``user_id`` and ``item_id``): not the raw event. :func:`model_input` turns raw event lines into that frame;
 ``states`` carries each user's history from one call to the next (a user new to it starts from
 nothing, as in a fresh job).
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from udfs.features.events import DeadLetter, EventValidator
 from udfs.features.user_features import UserFeatureExtractor, UserState
-from udfs.learning.scaler import Scaler
 
 if TYPE_CHECKING:  # not imported at run time: a registered model ships udfs/ only
     from conf.settings import Settings
@@ -52,6 +52,12 @@ def model_input(lines: Iterable[str], settings: Settings, states: dict[str, User
         states.setdefault(event.user_id, UserState.new(len(extractor.numeric)))
     dense, buckets = extractor.featurize_batch(events, states)
     frame = pd.DataFrame(dense, columns=extractor.dense_names, index=[e.event_id for e in events])
-    onehot = Scaler.initial(0, extractor.hash_buckets).one_hot(buckets)
-    return pd.concat([frame, pd.DataFrame(onehot, columns=bucket_columns(extractor.hash_buckets), index=frame.index)],
-                     axis=1)
+    categorical = buckets[:, :len(extractor.categorical)]  # the id buckets of an FM follow: it takes the ids
+    onehot = np.zeros((len(events), extractor.hash_buckets))
+    rows, columns = np.nonzero(categorical >= 0)
+    np.add.at(onehot, (rows, categorical[rows, columns]), 1.0)
+    parts = [frame, pd.DataFrame(onehot, columns=bucket_columns(extractor.hash_buckets), index=frame.index)]
+    if settings.model.id_buckets:
+        parts.append(pd.DataFrame({"user_id": [e.user_id for e in events], "item_id": [e.item_id for e in events]},
+                                  index=frame.index))
+    return pd.concat(parts, axis=1)

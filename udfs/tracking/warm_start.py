@@ -22,7 +22,7 @@ def warm_snapshot(settings: Settings) -> dict[str, Any] | None:
 
 
 def check_compatible(snapshot: dict[str, Any], dense_names: list[str], hash_buckets: int, kind: str,
-                     where: str) -> None:
+                     where: str, id_buckets: int = 0) -> None:
     """A model of other features or of another kind cannot go on learning here: say which setting differs."""
     snapshot_kind = snapshot["parameters"].get("kind", "logistic")
     if snapshot_kind != kind:
@@ -32,3 +32,7 @@ def check_compatible(snapshot: dict[str, Any], dense_names: list[str], hash_buck
                          f"({len(snapshot['dense_names'])} dense, {snapshot['parameters']['hash_buckets']} buckets) "
                          f"than features.numeric/features.categorical/features.hash_buckets give "
                          f"({len(dense_names)} dense, {hash_buckets} buckets)")
+    trained_ids = snapshot["parameters"].get("id_buckets", 0)
+    if trained_ids != id_buckets:
+        raise ValueError(f"model.warm_start={where}: the model hashes ids into {trained_ids} buckets, "
+                         f"model.fm.id_buckets gives {id_buckets}")
