@@ -49,7 +49,11 @@ def java_chain(exc: BaseException) -> list[tuple[str, str]]:
 
 
 def failure_line(exc: BaseException) -> str:
-    """Why the job or the client failed, cause first, in one line."""
+    """Why the job or the client failed, cause first, in one line.
+
+    >>> failure_line(OSError(28, "No space left on device", "/data/out/summary.json"))
+    'No space left on device: /data/out/summary.json (the output folder or a store cannot be written)'
+    """
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where} (the output folder or a store cannot be written)"

@@ -185,22 +185,47 @@ def run(settings: Settings, overwrite: bool = False) -> dict:
         lock.release()
 
 
+@dataclass
+class _Attempt:
+    """What this client has started so far: what a failure must end."""
+
+    mlflow_run_id: str | None = None
+    job_id: str | None = None
+
+
 def _run(settings: Settings, record: RunRecord, stop: StopRequests) -> dict:
     out = settings.output_dir()
-    resuming = settings.job.resume_from is not None
     prepared = prepare(settings)
-    if resuming:
+    if settings.job.resume_from is not None:
         check_resume(settings, prepared, record)
     if stop.signals:
         raise Cancelled("before the job started; nothing was read or written")
+    if not record.inputs and prepared.settings.source.kind != "kafka":
+        record.inputs = input_sizes(input_files(prepared.inputs))
+    (out / SETTINGS_FILE).write_text(json.dumps(prepared.settings.flat(), indent=2))
+    attempt = _Attempt()
+    try:
+        return _execute(prepared, record, stop, attempt)
+    except (Cancelled, SettingsError):
+        raise
+    except Exception as exc:  # the job, or the client while it set the job up or summed it up
+        reason = failure_line(exc)
+        if attempt.job_id is not None:
+            record.state = "failed"
+            _save_quietly(record, out)
+        if attempt.mlflow_run_id:
+            _end_failed(prepared.settings, attempt.mlflow_run_id, reason)
+        raise JobFailed(reason) from exc
+
+
+def _execute(prepared: Prepared, record: RunRecord, stop: StopRequests, attempt: _Attempt) -> dict:
     settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
-    if not record.inputs and settings.source.kind != "kafka":
-        record.inputs = input_sizes(input_files(inputs))
-    (out / SETTINGS_FILE).write_text(json.dumps(settings.flat(), indent=2))
-    run_id = None
+    out = settings.output_dir()
     with MlflowProcess() as mlflow:  # the run's set-up: gone before the job gets going
         if settings.mlflow.enabled:
-            run_id = mlflow.call("open_run", settings, out / RUN_ID_FILE, schema.describe(), out / SCHEMA_FILE)
+            attempt.mlflow_run_id = mlflow.call("open_run", settings, out / RUN_ID_FILE, schema.describe(),
+                                                out / SCHEMA_FILE)
+        run_id = attempt.mlflow_run_id
         target = MlflowTarget(tracking_uri(settings), run_id) if run_id else None
         env = create_environment(settings)
         build_pipeline(env, settings, inputs, target)
@@ -212,7 +237,7 @@ def _run(settings: Settings, record: RunRecord, stop: StopRequests) -> dict:
         print(f"running job '{settings.job.name}' (parallelism {settings.job.parallelism}) on {where}", flush=True)
         print(f"model {settings.model.kind}, training on {describe(settings.model.device)}", flush=True)
         client = env.execute_async(settings.job.name)
-        job_id = str(client.get_job_id())
+        attempt.job_id = job_id = str(client.get_job_id())
         record.job_ids.append(job_id)
         record.state = "running"
         record.save(out)
@@ -222,29 +247,21 @@ def _run(settings: Settings, record: RunRecord, stop: StopRequests) -> dict:
         logged_to = f"; MLflow run {run_id} at {tracking_uri(settings)}" if run_id else ""
         print(f"submitted; JobID {job_id}{logged_to}", flush=True)
         return {"job_id": job_id, "mlflow_run_id": run_id}
-    if resuming:
+    if settings.job.resume_from is not None:
         print(f"resuming from {settings.job.resume_from}", flush=True)
     total = None if settings.source.kind in ("kafka", "hybrid") else prepared.lines  # a live stream has no end
     progress = ProgressLine(total=total, started=time.time())
-    try:
-        savepoint = wait_with_progress(client, settings, progress, stop)
-        if savepoint is not None:
-            for name in (SCHEMA_FILE, SETTINGS_FILE):
-                shutil.copy(out / name, Path(urlparse(savepoint).path) / name)
-            record.state, record.newest = "stopped", savepoint
-            record.save(out)
-            if run_id:
-                call_once("end_run", tracking_uri(settings), run_id, "KILLED",
-                          "stopped with a savepoint; --resume it to continue this run", savepoint)
-            return {"savepoint": savepoint, "mlflow_run_id": run_id}
+    savepoint = wait_with_progress(client, settings, progress, stop)
+    if savepoint is None:
         return _finish(settings, prepared, record, run_id, progress)
-    except Exception as exc:
-        reason = failure_line(exc)
-        record.state = "failed"
-        _save_quietly(record, out)
-        if run_id:
-            _end_failed(settings, run_id, reason)
-        raise JobFailed(reason) from exc
+    for name in (SCHEMA_FILE, SETTINGS_FILE):
+        shutil.copy(out / name, Path(urlparse(savepoint).path) / name)
+    record.state, record.newest = "stopped", savepoint
+    record.save(out)
+    if run_id:
+        call_once("end_run", tracking_uri(settings), run_id, "KILLED",
+                  "stopped with a savepoint; --resume it to continue this run", savepoint)
+    return {"savepoint": savepoint, "mlflow_run_id": run_id}
 
 
 def _finish(settings: Settings, prepared: Prepared, record: RunRecord, run_id: str | None,
