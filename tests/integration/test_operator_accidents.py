@@ -1,6 +1,7 @@
 """An operator's ordinary accidents neither lose nor double a line: a second job on the same output,
 Ctrl-C in the first seconds and at the very end, a resume with changed settings or changed input, the
-same savepoint resumed twice, a fresh run on another run's results, a job that fails.
+same savepoint resumed twice, a fresh run on another run's results, a job that fails and its resume
+from the newest checkpoint.
 
 One job run is shared by the rows that need one: each refusal is checked on the stopped run's folder
 before the run is resumed to its end, and the end is then counted by event id against the input."""
@@ -46,7 +47,8 @@ def _interrupt_when(job: subprocess.Popen, ready) -> str:
             if ready(line):
                 job.send_signal(signal.SIGINT)
                 break
-        rest, _ = job.communicate(timeout=JOB_TIMEOUT_S)
+        rest = job.stdout.read()  # not communicate(timeout=...): it reads the pipe past the lines buffered here
+        job.wait(JOB_TIMEOUT_S)
     finally:
         job.kill()
     return "".join(seen) + rest
@@ -109,13 +111,31 @@ def test_accidents_leave_every_line_predicted_or_dead_lettered_once(tmp_path: Pa
     for refused in (second, changed, grown, fresh):
         assert refused.stderr.strip().count("\n") == 0, f"more than one line:\n{refused.stderr}"
 
-    # Ctrl-C at the very end (every line written): the run's results stand.
+    # A job that fails (the predictor, once, no restarts) says its cause in one line; its run ends FAILED.
+    failing = job_command(input_dir, out, *OVERRIDES, "job.restart_attempts=0", module="tests.faulty_job")
+    failed = subprocess.run(failing + ["--fail", "predictor", "--after", "5000", "--resume", savepoint], cwd=REPO,
+                            capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    error = failed.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: job failed: injected failure in 'predictor'") and "(InjectedFailure)" in error, \
+        failed.stderr[-3000:]
+    [run, *_] = _runs(out)
+    assert _statuses(out) == ["FAILED", *before]
+    assert run.data.tags["end_reason"].startswith("job failed: injected failure in 'predictor'")
+    # The savepoint again would repeat what the failed job committed: refused, naming its newest checkpoint.
+    older = _client(input_dir, out, "--resume", savepoint)
+    newest = re.search(r"resume from (\S+)", older.stderr)
+    assert older.returncode == 2 and newest and "/chk-" in newest.group(1), older.stderr[-2000:]
+
+    # Resumed from that checkpoint (restarts back on: accepted, and said), Ctrl-C at the very end (every
+    # line written): the run's results stand.
     total = len(events) + 1
-    resumed = _start(input_dir, out, "--resume", savepoint)
+    resumed = _start(input_dir, out, "--resume", newest.group(1))
     wait_until(lambda: lines_written(out / "predictions") + lines_written(out / "dead_letters") >= total
                or resumed.poll() is not None, JOB_TIMEOUT_S, "every line written", 0.2)
     stdout = _interrupt_when(resumed, lambda line: True)
     assert resumed.returncode == 0, stdout[-4000:]
+    assert "changed          job.restart_attempts: 0 -> 3 (takes effect from the resume on)" in stdout, stdout[:3000]
     late_stop = re.search(r"stopped; savepoint (\S+)", stdout)
     if late_stop:  # the stop won the race with the end: the run continues from there
         last = subprocess.run(job_command(input_dir, out, *OVERRIDES) + ["--resume", late_stop.group(1)],
@@ -137,20 +157,3 @@ def test_accidents_leave_every_line_predicted_or_dead_lettered_once(tmp_path: Pa
     assert again.returncode == 2 and "has finished" in again.stderr, again.stderr[-2000:]
     assert len(outputs(out, "predictions")) == sum(predictions.values())
 
-
-def test_a_failed_job_says_its_cause_in_one_line_and_its_run_ends_failed(tmp_path: Path) -> None:
-    write_stream(tmp_path / "events.jsonl", StreamSpec(n_events=5_000, n_users=200, duration_s=3600.0, seed=36))
-    out = tmp_path / "out"
-    cmd = job_command(tmp_path / "events.jsonl", out, *OVERRIDES, "job.restart_attempts=0",
-                      module="tests.faulty_job") + ["--fail", "trainer", "--after", "500"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: job failed: injected failure in 'trainer'") and "InjectedFailure" in last, last
-    [run] = _runs(out)
-    assert run.info.status == "FAILED"
-    assert run.data.tags["end_reason"].startswith("job failed: injected failure in 'trainer'")
-    # The folder is the failed run's: a fresh start is refused and names the checkpoint to resume from.
-    again = subprocess.run(job_command(tmp_path / "events.jsonl", out, *OVERRIDES), cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
-    assert again.returncode == 2 and "holds the results of the failed run" in again.stderr, again.stderr[-2000:]
