@@ -14,7 +14,8 @@ from conf.settings import DEFAULT_CONFIG, Settings, SettingsError, load_settings
 from jobs.mlflow_process import call_once, tracking_uri, ui_command
 from jobs.pipeline import uses_kafka
 from jobs.run_summary import format_summary
-from jobs.runner import run
+from jobs.failures import failure_line
+from jobs.runner import Cancelled, JobFailed, run
 from udfs.learning.devices import training_device
 
 
@@ -28,6 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", metavar="PATH",
                         help="continue from a savepoint or retained checkpoint (sets job.resume_from); "
                              "the outputs and MLflow run under --output carry on")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of another run under --output (with --resume: drop the outputs "
+                             "and start them over from PATH, even if the folder has committed beyond it)")
     return parser.parse_args(argv)
 
 
@@ -70,11 +74,21 @@ def resume_location(given: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = load(parse_args(argv))
-        summary = run(settings)
+        args = parse_args(argv)
+        settings = load(args)
+        summary = run(settings, overwrite=args.overwrite)
     except SettingsError as exc:  # raised before the job starts: configuration, input, schema, warm start
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (Cancelled, KeyboardInterrupt) as exc:
+        print(f"cancelled: {exc or 'before the job started'}", file=sys.stderr)
+        return 130
+    except JobFailed as exc:
+        print(f"error: job failed: {exc} (the MLflow run ends FAILED with this reason)", file=sys.stderr)
+        return 1
+    except OSError as exc:  # before the job: the output folder or the store cannot be written
+        print(f"error: {failure_line(exc)}", file=sys.stderr)
+        return 1
     if not settings.job.wait_for_completion or "savepoint" in summary:
         return 0
     print(format_summary(summary))

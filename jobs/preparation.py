@@ -14,6 +14,7 @@ from conf.settings import Settings, SettingsError
 from jobs.mlflow_process import call_once
 from jobs.input_sample import count_and_sample, kafka_sample, last_event_time, parquet_as_jsonl
 from jobs.pipeline import OUTPUTS
+from jobs.run_folder import RECORD_FILE, SETTINGS_FILE
 from udfs.features.events import parse_time
 from udfs.features.input_shape import EXPECTED_SHAPE, unreadable_sample
 from udfs.features.schema import AUTO as AUTO_FEATURES
@@ -202,11 +203,13 @@ def resolve_slice(settings: Settings, inputs: list[str], counted: tuple[int, lis
     return resolved
 
 
-def clear_outputs(settings: Settings) -> None:
-    """A re-run into the same folder must not mix its records with the previous run's."""
+def clear_outputs(settings: Settings, state_too: bool = True) -> None:
+    """A re-run into the same folder must not mix its records with the previous run's (``state_too``
+    False: the checkpoints and the generated input stay, for a resume that starts the outputs over)."""
     out = settings.output_dir()
-    for folder in [out / name for name in OUTPUTS + ("input",)] + [settings.checkpoint_dir(), out / RUN_ID_FILE,
-                                                                  out / SCHEMA_FILE]:
+    names = OUTPUTS + (RUN_ID_FILE, SCHEMA_FILE, RECORD_FILE, SETTINGS_FILE, "summary.json")
+    paths = [out / name for name in names] + ([out / "input", settings.checkpoint_dir()] if state_too else [])
+    for folder in paths:
         if folder.is_dir():
             shutil.rmtree(folder)
         elif folder.exists():

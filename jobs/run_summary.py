@@ -34,14 +34,17 @@ def summarize(out: Path, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and quality figures of a finished run; ``snapshots`` as :func:`read_snapshots` gives them."""
     predictions = Counter()
     n_predictions = 0
+    event_ids = set()
     for p in read_jsonl_dir(out / "predictions"):
         n_predictions += 1
         predictions[p["model_version"]] += 1
+        event_ids.add(p["event_id"])
     dead = Counter(d["reason"] for d in read_jsonl_dir(out / "dead_letters"))
     drift = list(read_jsonl_dir(out / "drift"))
     windows = [s for s in snapshots if s.get("update", "window") == "window"]
     return {
         "predictions": n_predictions,
+        "duplicate_predictions": n_predictions - len(event_ids),
         "windows": len(windows),
         "slot_updates": len(snapshots) - len(windows),
         "latest_model_version": snapshots[-1]["version"] if snapshots else 0,
@@ -110,9 +113,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     late = summary[f"windows_{LATE_WINDOW_FROM}_plus"]
     overall = summary["all_windows"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    duplicates = summary.get("duplicate_predictions", 0)
+    done = summary["predictions"] + summary["dead_letters"]
     lines = [
-        f"events           {summary['predictions'] + summary['dead_letters']} read, "
-        f"{summary['predictions']} valid and scored (one prediction each)",
+        f"events           {done} read, {summary['predictions']} valid and scored "
+        + (f"({duplicates} of them predicted twice or more)" if duplicates else "(one prediction each)"),
         f"windows          {summary['windows']} (one candidate model each, plus {summary['slot_updates']} fast-mode "
         f"slot updates; {summary['models_served']} served, the last is version {summary['latest_model_version']})",
         f"logloss          {fmt(overall['logloss'])} prequential, base-rate predictor {fmt(overall['baseline_logloss'])}",
@@ -123,6 +128,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"dead letters     {summary['dead_letters']} {summary['dead_letters_by_reason'] or ''}",
         f"decisions        {summary['decisions'] or 'none (no gate block, adaptation or rollback)'}",
     ]
+    if summary.get("input_lines") and summary["input_lines"] != done:
+        lines.append(f"warning          the input has {summary['input_lines']} lines, {done} are predicted or "
+                     "dead-lettered")
     if "schema" in summary:  # its "features" line was printed at start-up
         lines += [f"warning          {warning}" for warning in FeatureSchema.from_json(summary["schema"]).warnings]
     lines += [f"warning          dense column '{name}' was constant in every window of the run: it carries no signal"

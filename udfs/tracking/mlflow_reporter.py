@@ -108,8 +108,9 @@ class MlflowReporter:
             self._guarded(self.log_window, item)
         if self.last_snapshot and self.last_snapshot["version"] not in self.registered:
             self._guarded(lambda snapshot: self.register(snapshot, "final"), self.last_snapshot)
-        counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries,
-                    FINISHED_THROUGH: self.handed_through}
+        counters = {"reporter_dropped": self.dropped, "reporter_retries": self.retries}
+        if self.handed_through:  # a job resumed at its end hands nothing: the stopped job's mark stands
+            counters[FINISHED_THROUGH] = self.handed_through
         self._guarded(lambda _: self._call(lambda: self.client.log_batch(self.run_id, metrics=[
             Metric(name, float(value), int(time.time() * 1000), 0) for name, value in counters.items()]),
             "reporter counters"), None)
