@@ -308,6 +308,10 @@ class WindowSettings(_Section):
     # window's, for its training). A multiple of slot_ms lets rows be scored as they arrive, with a
     # model that much staler: for live streams where latency matters more than the last slot.
     serving_lag_ms: int = Field(0, ge=0)
+    # The trainer learns from at most this many rows of a window: a uniform sample of each slot,
+    # chosen by event-id hash by the per-user subtasks (udfs/learning/row_sample.py), so that its work
+    # does not grow with the stream. Windows with fewer rows train on all of them; null: every row.
+    training_rows: int | None = Field(4_096, ge=1)
 
     @model_validator(mode="after")
     def _slots_tile_windows(self) -> WindowSettings:
@@ -323,6 +327,10 @@ class WindowSettings(_Section):
     @property
     def slots_per_window(self) -> int:
         return self.size_ms // self.slot_ms
+
+    @property
+    def training_rows_per_slot(self) -> int | None:
+        return None if self.training_rows is None else -(-self.training_rows // self.slots_per_window)
 
 
 class BatchingSettings(_Section):
@@ -422,6 +430,15 @@ class Settings(_Section):
         unknown = sorted(set(self.drift.features or ()) - set(self.features.numeric))
         if unknown:
             raise ValueError(f"drift.features: {unknown} are not in features.numeric")
+        return self
+
+    @model_validator(mode="after")
+    def _slots_sample_enough_rows(self) -> Settings:
+        w, least = self.window, self.window.slots_per_window * self.drift.min_samples
+        if w.training_rows is not None and w.training_rows < least:
+            raise ValueError(f"window.training_rows={w.training_rows} must be at least {least} (window.size_ms / "
+                             f"window.slot_ms x drift.min_samples: each slot's concept check needs "
+                             f"{self.drift.min_samples} rows), or null for every row")
         return self
 
     @model_validator(mode="after")

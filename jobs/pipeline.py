@@ -48,7 +48,7 @@ from operators.featurize_users import UserFeatures
 from operators.read_chunks import MARKER_SHARD, PART_TYPE, ReadChunks
 from operators.report_to_mlflow import ReportToMlflow
 from operators.score_events import SNAPSHOTS, ScoreEvents
-from operators.tags import DEAD_LETTERS, DRIFT_EVENTS
+from operators.tags import DEAD_LETTERS, DRIFT_EVENTS, TRAINING_ROWS
 from operators.train_on_windows import TrainOnWindows
 from operators.triage_lines import TRIAGE_TYPE, TriageLines
 from udfs.features.chunks import MAX_PARALLELISM, Chunk, plan_chunks, reader_keys
@@ -304,7 +304,8 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features") \
         .name("user-features").set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
-    trained = rows.key_by(lambda r: 0, key_type=Types.INT()) \
+    # The trainer gets each batch's sample rows as a side output (a chain of its own, as below).
+    trained = rows.get_side_output(TRAINING_ROWS).start_new_chain().key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1) \
         .slot_sharing_group(TRAINING_SLOT if settings.job.trainer_slot == "own" else LEARNING_SLOTS)

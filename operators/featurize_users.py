@@ -1,7 +1,9 @@
 """Per-user features for a batch of lines of one user shard and event-time slice.
 
 Keyed by shard; each user's state is one entry of the shard's MapState, read once and written
-once per batch. Raising parallelism (up to ``batching.shards``) splits shards, and so users,
+once per batch. The feature rows go to the predictor whole, and to the trainer as the lowest-hashed
+rows of each slot (a side output: udfs/learning/row_sample.py), so the single trainer's input stays
+bounded whatever the stream's rate. Raising parallelism (up to ``batching.shards``) splits shards, and so users,
 between subtasks without changing any result. Duplicate event ids go to the dead letters.
 
 A lookup that misses the worker's state cache is a round trip to the JVM, and a user's first
@@ -20,9 +22,10 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
-from operators.tags import DEAD_LETTERS
+from operators.tags import DEAD_LETTERS, TRAINING_ROWS
 from udfs.features.batch_features import BatchFeaturizer
 from udfs.features.slice_batches import batch_events
+from udfs.learning.row_sample import training_sample
 
 
 class UserFeatures(KeyedProcessFunction):
@@ -31,6 +34,7 @@ class UserFeatures(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.featurizer = BatchFeaturizer.from_settings(self.settings)
+        self.slot, self.per_slot = self.settings.window.slot_ms, self.settings.window.training_rows_per_slot
         self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
         self.users = runtime_context.get_map_state(MapStateDescriptor("users", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.known_users: dict[int, set[str]] = {}  # shard -> the users with an entry in its state
@@ -46,6 +50,7 @@ class UserFeatures(KeyedProcessFunction):
         known.update(states)
         for letter in featurized.dead_letters:
             yield DEAD_LETTERS, self.dead_letters.count(letter)
+        yield TRAINING_ROWS, (batch.shard, training_sample(featurized.batch, self.slot, self.per_slot))
         yield batch.shard, featurized.batch
 
     def _known_users(self, shard: int) -> set[str]:

@@ -28,6 +28,7 @@ from conf.settings import Settings
 from operators.tags import DRIFT_EVENTS
 from udfs.features.feature_batch import FeatureBatch
 from udfs.features.slicing import batched_by
+from udfs.learning.row_sample import slot_rows
 from udfs.learning.window_trainer import WindowTrainer
 
 
@@ -40,6 +41,7 @@ class TrainOnWindows(KeyedProcessFunction):
         self.trainer = WindowTrainer(self.settings, self.dense_names)
         self.size, self.slot = self.settings.window.size_ms, self.settings.window.slot_ms
         self.slice = self.settings.batching.slice_ms  # resolved before the graph is built (never "auto" here)
+        self.per_slot = self.settings.window.training_rows_per_slot
         self.buffer = runtime_context.get_list_state(ListStateDescriptor("batches", Types.PICKLED_BYTE_ARRAY()))
         self.closed_slots = runtime_context.get_list_state(
             ListStateDescriptor("closed-slots", Types.PICKLED_BYTE_ARRAY()))
@@ -66,7 +68,7 @@ class TrainOnWindows(KeyedProcessFunction):
         if ready:
             self.buffer.update(later)
         for start in sorted(ready):  # the slots of one slice, in order
-            rows = FeatureBatch.concat(ready[start], len(self.dense_names))
+            rows = slot_rows(ready[start], len(self.dense_names), self.per_slot)
             closed = self.trainer.close_slot(state, start, rows)
             self.closed_slots.add(closed.scored)
             yield from self._emit(closed.drift_events, closed.snapshot)

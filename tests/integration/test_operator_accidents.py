@@ -21,7 +21,9 @@ from scripts.broker import wait_until
 from tests.integration.conftest import JOB_TIMEOUT_S, REPO, job_command, outputs, write_stream
 from udfs.sim.stream_generator import StreamSpec
 
-SPEC = StreamSpec(n_events=12_000, n_users=400, duration_s=2 * 3600.0, seed=35)
+# Long enough that a stop asked for as the job starts lands mid-stream: the job cannot take a savepoint
+# before all its tasks run (the MLflow reporter opens its store first), and the file front reads fast.
+SPEC = StreamSpec(n_events=40_000, n_users=1_000, duration_s=3 * 3600.0, seed=35)
 OVERRIDES = ("job.checkpoint_interval_ms=1000", "mlflow.register_every_windows=100")
 BAD_LINE = '{"event_id": "broken"'
 

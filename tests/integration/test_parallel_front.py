@@ -14,6 +14,7 @@ from pathlib import Path
 
 from conf.settings import load_settings
 from jobs.progress import lines_written
+from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
 from tests.faulty_job import FAILURE_MARKER
 from tests.integration.conftest import REPO, differing_predictions, job_command, outputs, run_job
@@ -54,6 +55,8 @@ def assert_as_library_mode(out: Path, *splits: list[str], overrides: tuple[str, 
 
 
 def test_two_files_are_read_in_parallel_each_with_its_own_lateness(tmp_path: Path) -> None:
+    # A window holds about 1,100 rows here: the trainer's sample (window.training_rows) leaves some out.
+    sampled = ("window.training_rows=1000",)
     lines = [json.dumps(e) for e in generate_events(SPEC)]
     later, earlier = lines[len(lines) // 2:], lines[:len(lines) // 2]  # file b: all older than file a
     far = {**json.loads(lines[-1]), "event_id": "far-ahead", "event_time": FAR_AHEAD}
@@ -63,11 +66,13 @@ def test_two_files_are_read_in_parallel_each_with_its_own_lateness(tmp_path: Pat
     folder.mkdir()
     (folder / "a.jsonl").write_text("\n".join(later) + "\n")
     (folder / "b.jsonl").write_text("\n".join(earlier) + "\n")
-    run_job(folder, tmp_path / "out", *OVERRIDES)
+    run_job(folder, tmp_path / "out", *OVERRIDES, *sampled)
     reasons = Counter(d["reason"] for d in outputs(tmp_path / "out", "dead_letters"))
     assert reasons == Counter({"event_time_too_far_ahead": 1, "malformed_json": 1}), \
         "file b is behind file a, never late for its own split"
-    assert_as_library_mode(tmp_path / "out", later, earlier)
+    assert_as_library_mode(tmp_path / "out", later, earlier, overrides=sampled)
+    trained = [s["metrics"]["events"] for s in read_snapshots(tmp_path / "out") if s["update"] == "window"]
+    assert max(trained) <= 1000 < len(lines) / 36, "the trainer should learn from a sample of the larger windows"
 
 
 def test_a_failure_after_late_events_restores_their_lateness_exactly(tmp_path: Path) -> None:

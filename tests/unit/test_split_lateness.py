@@ -100,3 +100,12 @@ def test_reader_keys_land_where_flink_puts_them():
     for parallelism, subtasks in flink.items():
         keys = reader_keys(parallelism)
         assert [subtasks[k] for k in keys] == list(range(parallelism))
+
+
+def test_the_trainer_learns_from_a_bounded_sample_while_every_event_is_scored():
+    events = lines(StreamSpec(n_events=12_000, n_users=300, duration_s=1800.0, seed=8))  # 2,000 rows a window
+    sampled = run_library(load_settings(overrides=["window.training_rows=1000"]), events)
+    full = run_library(load_settings(overrides=["window.training_rows=null"]), events)
+    assert max(s["metrics"]["events"] for s in sampled.window_snapshots) <= 1000
+    assert min(s["metrics"]["events"] for s in full.window_snapshots[:-1]) > 1000
+    assert len(sampled.predictions) == len(full.predictions) == len(events)  # every event is still scored

@@ -31,6 +31,7 @@ from udfs.features.feature_batch import FeatureBatch
 from udfs.features.schema import AUTO, infer_schema
 from udfs.features.slicing import spread_sample, with_slice
 from udfs.features.user_features import UserState
+from udfs.learning.row_sample import slot_rows
 from udfs.learning.scoring import SnapshotIndex, predictions_json, score_batch
 from udfs.learning.window_trainer import ScoredSlot, SlotCost, WindowTrainer
 from udfs.tracking.warm_start import warm_snapshot
@@ -98,7 +99,7 @@ def run_library(settings: Settings, *splits: Sequence[str]) -> LibraryResult:
                 continue
             window = start - start % size
             if start in open_slots:
-                rows = FeatureBatch.concat(open_slots.pop(start), featurizer.n_dense)
+                rows = slot_rows(open_slots.pop(start), featurizer.n_dense, settings.window.training_rows_per_slot)
                 closed = trainer.close_slot(trainer_state, start, rows)
                 window_slots[window].append(closed.scored)
                 result.slot_costs.append(closed.cost)
