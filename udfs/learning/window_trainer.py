@@ -183,11 +183,12 @@ class WindowTrainer:
         decisions: list[dict[str, Any]] = []
         detections: list[Detection] = []
         drifted = False
-        if state.fast:
-            self._follow_fast_mode(state, losses, decisions)
-        else:
+        if state.fast or state.drift_floor:
+            self._follow_recovery(state, losses, decisions)
+        if not state.fast:
             detections = self._check_concept(state, y, probs, losses)
-        if detections and not self._roll_back(state, rows.dense[labeled], rows.buckets[labeled], y, decisions):
+        if detections and not self._roll_back(state, rows.dense[labeled], rows.buckets[labeled], y, decisions,
+                                              calm_only=True):
             drifted, state.drift_floor = True, state.version  # concept drift, not a bad update
             checks = {d.name: {"statistic": d.statistic, "p_value": d.p_value} for d in detections}
             if self.adaptation.fast_mode:
@@ -242,11 +243,10 @@ class WindowTrainer:
         concept, state.concept_pending = state.concept_pending, {}
         if concept:
             decisions += self._adapt(state, concept)
-            state.drift_floor = 0  # fast mode off: the reaction is done at this close
         learner = state.model
         learner.update_scaler(dense, decay=self.settings.model.scaler_decay, reset=bool(detections))
-        # After a drift reaction, the old concept's rows would undo it.
-        train = labeled & ~holdout & untrained
+        # After a drift reaction the old concept's rows would undo it: only the rows from the drift's slot on.
+        train = labeled & ~holdout & untrained & (current if self.adaptation.policies else True)
         # A window with concept drift, found by its slots, trains its rows as a drifted window.
         params = self._train_params(state, retrain=bool(concept) or any(s.trained for s in slots))
         decisions += self.train_candidate(state, rows, train, params)
@@ -308,16 +308,19 @@ class WindowTrainer:
             state.band.update(losses)
         return detections
 
-    def _follow_fast_mode(self, state: TrainerState, losses: np.ndarray, decisions: list[dict[str, Any]]) -> None:
-        """Counts calm slots; ends fast mode after ``calm_slots`` of them in a row."""
+    def _follow_recovery(self, state: TrainerState, losses: np.ndarray, decisions: list[dict[str, Any]]) -> None:
+        """Counts calm slots after a concept drift; after ``calm_slots`` of them in a row the drift has
+        recovered: fast mode ends, and the snapshots from before it may serve again."""
         if not len(losses):
             return
         state.calm_streak = state.calm_streak + 1 if state.band.within(losses, self.calm_z) else 0
-        if state.calm_streak >= self.adaptation.calm_slots:  # the drift has recovered
+        if state.calm_streak >= self.adaptation.calm_slots:
+            decisions.append({"kind": "fast_mode_off" if state.fast else "drift_recovered",
+                              "reason": f"{self.adaptation.calm_slots} calm slots in a row",
+                              "slot_logloss": float(losses.mean()), "band_mean": state.band.mean,
+                              "drift_floor": state.drift_floor})
             state.fast, state.calm_streak = False, 0
             state.recovered_from, state.drift_floor = state.drift_floor, 0
-            decisions.append({"kind": "fast_mode_off", "reason": f"{self.adaptation.calm_slots} calm slots in a row",
-                              "slot_logloss": float(losses.mean()), "band_mean": state.band.mean})
 
     def _train_slot(self, state: TrainerState, rows: FeatureBatch, train: np.ndarray, holdout: np.ndarray,
                     retrain: bool) -> None:
@@ -347,9 +350,12 @@ class WindowTrainer:
         return state.serving
 
     def _roll_back(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,
-                   decisions: list[dict[str, Any]]) -> bool:
+                   decisions: list[dict[str, Any]], calm_only: bool = False) -> bool:
         """The rollback rows of the decision table (udfs/drift/adaptation.py) on rows no model trained on;
-        True if a recent snapshot serves again."""
+        True if a recent snapshot serves again. ``calm_only``: only snapshots whose loss on these rows is
+        within the calm band compete, so that a concept alarm counts as a bad update only if the world did
+        not change for the older models (after a drift a less confident old model can have the lower loss,
+        yet be as wrong)."""
         a = self.adaptation
         recent = {version: model for version, model in state.recent if version != state.serving_version}
         if not a.rollback or not recent or len(y) < a.gate_min_rows:
@@ -357,6 +363,8 @@ class WindowTrainer:
         # The model serving now, which after fast-mode slots is not the one that scored the whole window.
         serving = per_example_log_loss(y, self._serving(state).predict_proba(dense, buckets))
         losses = {v: per_example_log_loss(y, model.predict_proba(dense, buckets)) for v, model in recent.items()}
+        if calm_only:
+            losses = {v: loss for v, loss in losses.items() if state.band.within(loss, self.calm_z)}
         decision = rollback_decision(serving, losses, a.rollback_tolerance, state.drift_floor, state.fast)
         if decision is None:
             return False
