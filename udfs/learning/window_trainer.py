@@ -183,9 +183,11 @@ class WindowTrainer:
         decisions: list[dict[str, Any]] = []
         detections: list[Detection] = []
         drifted = False
-        if state.fast or state.drift_floor:
+        if state.fast:
             self._follow_recovery(state, losses, decisions)
-        if not state.fast:
+        else:
+            if state.drift_floor:  # fast mode off: the drift recovers as it would end fast mode
+                self._follow_recovery(state, losses, decisions)
             detections = self._check_concept(state, y, probs, losses)
         if detections and not self._roll_back(state, rows.dense[labeled], rows.buckets[labeled], y, decisions,
                                               calm_only=True):
