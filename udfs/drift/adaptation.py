@@ -9,20 +9,26 @@ comparison of two models is paired, on the same rows, rows that neither model tr
 ======================  ==================================================  =============================
 moment                  condition (first match wins)                         decision
 ======================  ==================================================  =============================
-slot, a concept check   a recent snapshot newer than the drift floor beats   ``rollback`` (a bad update:
-fires                   the serving one on this slot's rows                  no drift reaction)
+slot, a concept check   a recent snapshot, its loss still within the calm    ``rollback`` (a bad update:
+fires                   band, beats the serving one on this slot's rows      no drift reaction)
                         otherwise                                            concept drift: ``fast_mode_on``
                                                                              (fast mode on) and the policies
                                                                              ``lr_boost``, ``reset_weights``,
                                                                              ``retrain_window``; the drift
                                                                              floor moves up to the learner
+after a drift           ``calm_slots`` calm slots in a row                   ``fast_mode_off`` (fast mode
+                                                                             on) or ``drift_recovered``:
+                                                                             the drift floor is lifted
 fast-mode slot          the learner trained on this slot is blocked by the   (the serving model stays)
                         gate on the slot's held-out rows
                         otherwise                                            the newest slot's model serves
-window close            fast mode on and a snapshot would win the rollback   ``rollback_vetoed``, rule
-                                                                             ``fast_mode``
+window close            a drift recovered in this window and the snapshot    ``rollback``, rule
+                        from before it is not worse (gate) than the serving  ``recovered`` (a false
+                        one                                                  alarm's reset undone)
                         the snapshot that would win predates the drift       ``rollback_vetoed``, rule
                         floor and no newer one beats the serving model       ``concept_drift``
+                        fast mode on and a snapshot would win the rollback   ``rollback_vetoed``, rule
+                                                                             ``fast_mode``
                         a recent snapshot newer than the floor beats the     ``rollback``; the candidate is
                         serving one                                          ``candidate_held``
                         the candidate against the serving model              ``gate_passed`` /
@@ -32,9 +38,9 @@ window close            fast mode on and a snapshot would win the rollback   ``r
 
 - The **drift floor** is the number of the last candidate trained before a concept drift that has
   not recovered yet: no snapshot at or below it serves again (a model of the old concept). The drift
-  has recovered when fast mode ends (``calm_slots`` slots in a row within the calm loss band); with
-  fast mode off, after the window close that reacted to it. A false alarm on a stationary stream
-  recovers within minutes, and a rollback may then undo its reset, compared on the same rows.
+  has recovered after ``calm_slots`` slots in a row within the calm loss band (with fast mode on,
+  when fast mode ends). A false alarm on a stationary stream recovers within minutes, and the
+  snapshot from before it may then undo its reset, compared on the same rows.
 - **The same rows**: at a slot, its labeled rows (no model has trained on them yet); at a window
   close, its held-out rows, from the slot where a concept drift was found on if one was (the rows
   before it are of the old concept). Rollback and gate compare on exactly these rows; with fewer than

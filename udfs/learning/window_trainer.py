@@ -373,10 +373,13 @@ class WindowTrainer:
         decisions.append(decision)
         if decision["kind"] != "rollback":
             return False
-        restored = recent[decision["to_version"]]
-        state.serving, state.serving_version = restored, decision["to_version"]
-        state.model = Model.from_parameters(restored.parameters(), self.spec.device)  # train on from the good one
+        self._restore(state, decision["to_version"], recent[decision["to_version"]])
         return True
+
+    def _restore(self, state: TrainerState, version: int, model: Model) -> None:
+        """A recent snapshot serves again, and the learner trains on from it."""
+        state.serving, state.serving_version = model, version
+        state.model = Model.from_parameters(model.parameters(), self.spec.device)
 
     def _restore_after_recovery(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,
                                 decisions: list[dict[str, Any]]) -> bool:
@@ -393,15 +396,15 @@ class WindowTrainer:
             return False
         decisions.append({**gate, "kind": "rollback", "rule": "recovered", "to_version": before,
                           "reason": f"the concept drift after version {before} recovered; {gate['reason']}"})
-        state.serving, state.serving_version = recent[before], before
-        state.model = Model.from_parameters(recent[before].parameters(), self.spec.device)
+        self._restore(state, before, recent[before])
         return True
 
     def _adapt(self, state: TrainerState, checks: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
         """The configured policies, each decision with the checks (statistic, p-value) that called for it."""
         a = self.adaptation
         found = ", ".join(f"{name} p={check['p_value']:.2g}" for name, check in checks.items())
-        reason = f"concept drift ({found}); no recent snapshot newer than version {state.drift_floor} does better"
+        reason = f"concept drift ({found}): no recent snapshot still within the calm band does better; " \
+                 f"none up to version {state.drift_floor} serves again until it recovers"
         decisions = []
         for policy in a.policies:
             if policy == "lr_boost":
