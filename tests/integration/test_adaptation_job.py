@@ -25,7 +25,7 @@ def rollback_run(tmp_path_factory, mlflow_server: str) -> tuple[Path, MlflowClie
     run_job(tmp / "events.jsonl", tmp / "out", f"mlflow.tracking_uri={mlflow_server}",
             "mlflow.experiment=rollback", f"mlflow.registered_model={MODEL}", "mlflow.register_every_windows=100",
             "adaptation.gate=false",
-            "adaptation.fast_mode=false",  # with fast mode, slot updates replace the bad model before a rollback
+            "adaptation.fast_mode=false",  # tests/unit/test_adaptation.py has fast mode on as well as off
             faults=("--corrupt-candidate-at", "10"))
     return tmp / "out", MlflowClient(mlflow_server)
 

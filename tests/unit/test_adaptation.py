@@ -11,6 +11,7 @@ from conf.settings import SettingsError, load_settings
 from jobs.preparation import resolve_warm_start
 from tests.faulty_job import corrupting_trainer
 from udfs.offline.library_mode import LibraryResult, run_library
+from udfs.sim.reference_streams import REFERENCE_STREAMS, generate, job_overrides
 from udfs.sim.stream_generator import StreamSpec, generate_events
 
 WINDOW_MS = 300_000
@@ -87,8 +88,9 @@ def corrupt_tenth_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("udfs.offline.library_mode.WindowTrainer", corrupting_trainer(10))
 
 
-def test_gate_blocks_a_corrupted_candidate(stationary_lines, corrupt_tenth_candidate):
-    result = run_library(load_settings(), stationary_lines)
+@pytest.mark.parametrize("fast_mode", ["true", "false"])
+def test_gate_blocks_a_corrupted_candidate(stationary_lines, corrupt_tenth_candidate, fast_mode):
+    result = run_library(load_settings(overrides=[f"adaptation.fast_mode={fast_mode}"]), stationary_lines)
     tenth = result.snapshots[9]
     kinds = [d["kind"] for d in tenth["decisions"]]
     assert "corrupted_for_test" in kinds and "gate_blocked" in kinds
@@ -97,13 +99,19 @@ def test_gate_blocks_a_corrupted_candidate(stationary_lines, corrupt_tenth_candi
     assert all(d["kind"] != "gate_blocked" for s in result.snapshots[:9] for d in s["decisions"])
 
 
-def test_rollback_restores_the_previous_snapshot_when_a_bad_one_got_through(stationary_lines, corrupt_tenth_candidate):
-    # Fast mode off: with it, the first slots scored by the bad model switch to slot updates before any rollback.
-    settings = load_settings(overrides=["adaptation.gate=false", "adaptation.fast_mode=false"])
+@pytest.mark.parametrize("fast_mode", ["true", "false"])
+def test_rollback_restores_the_previous_snapshot_when_a_bad_one_got_through(stationary_lines, corrupt_tenth_candidate,
+                                                                            fast_mode):
+    # The slots scored by the bad model raise a concept alarm; the decision table finds the snapshot before
+    # it still calm on the same rows: a bad update, rolled back, not concept drift (no fast mode, no reset).
+    settings = load_settings(overrides=["adaptation.gate=false", f"adaptation.fast_mode={fast_mode}"])
     result = run_library(settings, stationary_lines)
     assert result.snapshots[9]["version"] == 10  # no gate: the corrupted candidate serves one window
+    kinds = [d["kind"] for d in result.snapshots[10]["decisions"]]
+    assert "reset_weights" not in kinds and "fast_mode_on" not in kinds, kinds
     rollback = [d for d in result.snapshots[10]["decisions"] if d["kind"] == "rollback"]
     assert rollback and rollback[0]["to_version"] < 10, result.snapshots[10]["decisions"]
+    assert rollback[0]["serving_logloss"] > 1.25 * rollback[0]["restored_logloss"], rollback[0]
     assert result.snapshots[10]["version"] == rollback[0]["to_version"]
     restored_window = result.snapshots[10]["window_end"]
     scored_after = {p["model_version"] for p in map(json.loads, result.predictions)
@@ -128,3 +136,26 @@ def test_warm_start_errors_name_the_setting(tmp_path, stationary_lines):
     warm = resolve_warm_start(load_settings(overrides=[f"model.warm_start={tmp_path / 'snapshot.json'}"]))
     restarted = run_library(warm, stationary_lines[3000:6000])
     assert restarted.snapshots[0]["trained_version"] == snapshot["trained_version"] + 1
+
+
+@pytest.mark.parametrize("fast_mode,rule", [("false", "concept_drift"), ("true", "fast_mode")])
+def test_no_rollback_to_a_model_from_before_an_unrecovered_concept_drift(fast_mode, rule):
+    """SINE flips with 4-minute transitions, the first starting 30 s before a window ends: the drift is found
+    and the learner reset. Before it recovers, a recent snapshot has a lower loss than the young serving model
+    on the same held-out rows (an older, less confident one, of the old concept or trained on the first slots
+    of the new one): the rollback rule alone would restore it. The decision table vetoes it, and the snapshot
+    says which rule won and what was compared."""
+    stream = REFERENCE_STREAMS["sine_flips_slow"]
+    lines = [json.dumps(e) for e in generate(stream, n_events=30_000, seed=1)]
+    result = run_library(load_settings(overrides=job_overrides(stream) + [f"adaptation.fast_mode={fast_mode}"]), lines)
+    decisions = [(s, d) for s in result.snapshots for d in s["decisions"]]
+    vetoed = [(s, d) for s, d in decisions if d["kind"] == "rollback_vetoed"]
+    assert vetoed and {d["rule"] for _, d in vetoed} == {rule}, [(d["kind"], d.get("rule")) for _, d in decisions]
+    snapshot, veto = vetoed[0]
+    assert veto["serving_logloss"] > 1.25 * veto["restored_logloss"] and veto["rows"] >= 30, veto
+    if rule == "concept_drift":
+        assert veto["would_restore"] <= veto["drift_floor"] and "predates the concept drift" in veto["reason"]
+        assert snapshot["version"] > veto["drift_floor"], "a model of the new concept serves on"
+    else:
+        assert "fast mode is on" in veto["reason"] and snapshot["version"] != veto["would_restore"]
+    assert all(d.get("reason") for _, d in decisions), [d for _, d in decisions if not d.get("reason")]

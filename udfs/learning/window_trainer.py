@@ -12,7 +12,9 @@ At every slot close (:meth:`WindowTrainer.close_slot`):
    one corrected family at ``drift.alpha`` / slots per window, so that a stationary window
    still raises a false alarm with probability at most ``alpha``) run on the slot's rows, pooled
    with the following slots' until there are ``drift.min_samples``;
-3. when one fires, *fast mode* starts (``adaptation.fast_mode``): the configured policies act,
+3. when one fires, the decision table of udfs/drift/adaptation.py says why: a recent snapshot
+   that beats the serving model on the slot's rows means a bad update (rollback); otherwise it is
+   concept drift, and *fast mode* starts (``adaptation.fast_mode``): the configured policies act,
    the learner trains on this slot and serves from the next slot on (a slot snapshot), and so
    on every slot until ``adaptation.calm_slots`` slots in a row have a loss within the calm band
    (udfs/drift/detectors.py ``LossBand``). Slots need no training otherwise, so they cost little.
@@ -20,13 +22,16 @@ At every slot close (:meth:`WindowTrainer.close_slot`):
 At every window close (:meth:`WindowTrainer.close_window`, after its last slot):
 1. prequential metrics of what was served on the window's rows;
 2. KS checks of the raw features (corrected as one family at ``drift.alpha``);
-3. rollback, if a recent served snapshot beats the serving one on this window (udfs/drift/adaptation.py);
+3. rollback, if a recent served snapshot beats the serving one on the window's held-out rows (from
+   the slot that found a concept drift on, if one did), unless the decision table vetoes it
+   (udfs/drift/adaptation.py);
 4. feature drift re-fits the scaler from this window; with fast mode off, concept drift found in
    one of the window's slots applies the policies here;
 5. mini-batch training of the learner on the window's labeled rows that no slot trained on,
-   minus a held-out slice;
-6. the gate: the learner becomes the serving model only if it is not worse on the held-out slice
-   (after a rollback the restored snapshot serves the next window whatever the learner does);
+   minus a held-out slice (after a concept drift, only the rows from the slot that found it on);
+6. the gate: the learner becomes the serving model only if it is not worse on the same held-out
+   rows as the rollback compared (after a rollback the restored snapshot serves the next window
+   whatever the learner does);
 7. a snapshot of the serving model from this window's end on. Its ``version`` is the serving
    model's; ``trained_version`` numbers candidates (one per window and one per fast-mode slot)
    and ``step`` numbers windows (``update: window``) or slot updates (``update: slot``).
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from conf.settings import Settings
-from udfs.drift.adaptation import gate_decision, held_out, rollback_target
+from udfs.drift.adaptation import gate_decision, held_out, rollback_decision
 from udfs.drift.detectors import Detection, ErrorRateCheck, KSDriftDetector, LossBand
 from udfs.features.feature_batch import FeatureBatch
 from udfs.learning.learner import TrainParams
@@ -77,7 +82,10 @@ class TrainerState:
     pooled_wrong: np.ndarray = field(default_factory=lambda: np.empty(0))
     fast: bool = False
     calm_streak: int = 0
-    concept_pending: bool = False  # fast mode off: a slot found concept drift; the window close adapts
+    concept_pending: dict[str, Any] = field(default_factory=dict)  # fast mode off: what a slot's checks found;
+    # the window close adapts
+    drift_floor: int = 0  # the last candidate before an unrecovered concept drift: none up to it serves again
+    recovered_from: int = 0  # the floor of a drift that recovered in this window: that snapshot may serve again
     carried_decisions: list[dict[str, Any]] = field(default_factory=list)  # slot decisions without a slot snapshot
 
 
@@ -91,6 +99,7 @@ class ScoredSlot:
     probs: np.ndarray
     holdout: np.ndarray
     trained: bool
+    drifted: bool = False  # its concept checks found concept drift: the rows before it are of the old concept
 
 
 @dataclass(frozen=True)
@@ -173,17 +182,23 @@ class WindowTrainer:
         losses = per_example_log_loss(y, probs)
         decisions: list[dict[str, Any]] = []
         detections: list[Detection] = []
+        drifted = False
         if state.fast:
-            self._follow_fast_mode(state, losses, decisions)
+            self._follow_recovery(state, losses, decisions)
         else:
+            if state.drift_floor:  # fast mode off: the drift recovers as it would end fast mode
+                self._follow_recovery(state, losses, decisions)
             detections = self._check_concept(state, y, probs, losses)
-            if detections and self.adaptation.fast_mode:
+        if detections and not self._roll_back(state, rows.dense[labeled], rows.buckets[labeled], y, decisions,
+                                              calm_only=True):
+            drifted, state.drift_floor = True, state.version  # concept drift, not a bad update
+            checks = {d.name: {"statistic": d.statistic, "p_value": d.p_value} for d in detections}
+            if self.adaptation.fast_mode:
                 state.fast, state.calm_streak = True, 0
-                decisions.append({"kind": "fast_mode_on", "reason": "concept drift in slot",
-                                  "checks": sorted(d.name for d in detections)})
-                decisions += self._adapt(state)
-            elif detections:
-                state.concept_pending = True
+                decisions.append({"kind": "fast_mode_on", "reason": "concept drift in slot", "checks": checks})
+                decisions += self._adapt(state, checks)
+            else:
+                state.concept_pending = checks
         checked = time.perf_counter()
         slot_end = slot_start + self.slot
         drift_events = self._drift_events(state, detections, slot_start, slot_end)
@@ -202,7 +217,7 @@ class WindowTrainer:
         else:
             state.carried_decisions += decisions
         cost = SlotCost(checked - started, time.perf_counter() - checked if trained else None)
-        return SlotResult(ScoredSlot(rows, probs, holdout, trained), snapshot, drift_events, cost)
+        return SlotResult(ScoredSlot(rows, probs, holdout, trained, drifted), snapshot, drift_events, cost)
 
     def close_window(self, state: TrainerState, window_start: int, window_end: int,
                      slots: list[ScoredSlot]) -> WindowResult:
@@ -212,32 +227,40 @@ class WindowTrainer:
         untrained = np.concatenate([np.full(len(s.rows), not s.trained) for s in slots]) if slots \
             else np.zeros(0, dtype=bool)
         holdout = np.concatenate([s.holdout for s in slots]) if slots else np.zeros(0, dtype=bool)
+        # The rows of the current concept: from the last slot that found concept drift on.
+        since = max((i for i, s in enumerate(slots) if s.drifted), default=0)
+        current = np.concatenate([np.full(len(s.rows), i >= since) for i, s in enumerate(slots)]) if slots \
+            else np.zeros(0, dtype=bool)
         dense, buckets, labels = rows.dense, rows.buckets, rows.labels
         labeled = labels >= 0
         y = labels[labeled]
+        compared = holdout & current  # the rows the rollback and the gate compare models on
         metrics: dict[str, float] = {"events": float(len(rows)), "examples": float(labeled.sum())}
         decisions, state.carried_decisions = state.carried_decisions, []
         if labeled.any():
             metrics.update(self._quality(state, y, probs))
         detections = state.detector.check({name: dense[:, col] for name, col in self.drift_columns.items()})
-        if labeled.any() and self.adaptation.rollback:
-            self._maybe_roll_back(state, dense[labeled], buckets[labeled], y, decisions)
-        concept, state.concept_pending = state.concept_pending, False
+        if not self._restore_after_recovery(state, dense[compared], buckets[compared], labels[compared], decisions):
+            self._roll_back(state, dense[compared], buckets[compared], labels[compared], decisions)
+        concept, state.concept_pending = state.concept_pending, {}
         if concept:
-            decisions += self._adapt(state)
+            decisions += self._adapt(state, concept)
         learner = state.model
         learner.update_scaler(dense, decay=self.settings.model.scaler_decay, reset=bool(detections))
-        train = labeled & ~holdout & untrained
+        # After a drift reaction the old concept's rows would undo it: only the rows from the drift's slot on.
+        train = labeled & ~holdout & untrained & (current if self.adaptation.policies else True)
         # A window with concept drift, found by its slots, trains its rows as a drifted window.
-        params = self._train_params(state, retrain=concept or any(s.trained for s in slots))
+        params = self._train_params(state, retrain=bool(concept) or any(s.trained for s in slots))
         decisions += self.train_candidate(state, rows, train, params)
         state.labeled_seen += int(labeled.sum())
         state.positives_seen += int(y.sum())
-        rolled_back = any(d["kind"] == "rollback" for d in decisions)
+        rolled_back = [d for d in decisions if d["kind"] == "rollback"]
         if rolled_back:  # the restored snapshot serves the next window; the learner competes again after it
-            decisions.append({"kind": "candidate_held", "reason": "rolled back in this window"})
+            decisions.append({"kind": "candidate_held", "reason": f"rolled back to version "
+                              f"{rolled_back[-1]['to_version']} in this window: it serves the next window",
+                              "serving_version": state.serving_version, "candidate_version": state.version})
         else:
-            decisions.append(self._gate(state, dense[holdout], buckets[holdout], labels[holdout]))
+            decisions.append(self._gate(state, dense[compared], buckets[compared], labels[compared]))
         if decisions[-1]["kind"] not in ("gate_blocked", "candidate_held"):
             self._serve(state, Model.from_parameters(learner.parameters()), state.version)
         state.boost_windows_left = max(state.boost_windows_left - 1, 0)
@@ -287,15 +310,19 @@ class WindowTrainer:
             state.band.update(losses)
         return detections
 
-    def _follow_fast_mode(self, state: TrainerState, losses: np.ndarray, decisions: list[dict[str, Any]]) -> None:
-        """Counts calm slots; ends fast mode after ``calm_slots`` of them in a row."""
+    def _follow_recovery(self, state: TrainerState, losses: np.ndarray, decisions: list[dict[str, Any]]) -> None:
+        """Counts calm slots after a concept drift; after ``calm_slots`` of them in a row the drift has
+        recovered: fast mode ends, and the snapshots from before it may serve again."""
         if not len(losses):
             return
         state.calm_streak = state.calm_streak + 1 if state.band.within(losses, self.calm_z) else 0
         if state.calm_streak >= self.adaptation.calm_slots:
+            decisions.append({"kind": "fast_mode_off" if state.fast else "drift_recovered",
+                              "reason": f"{self.adaptation.calm_slots} calm slots in a row",
+                              "slot_logloss": float(losses.mean()), "band_mean": state.band.mean,
+                              "drift_floor": state.drift_floor})
             state.fast, state.calm_streak = False, 0
-            decisions.append({"kind": "fast_mode_off", "reason": f"{self.adaptation.calm_slots} calm slots in a row",
-                              "slot_logloss": float(losses.mean()), "band_mean": state.band.mean})
+            state.recovered_from, state.drift_floor = state.drift_floor, 0
 
     def _train_slot(self, state: TrainerState, rows: FeatureBatch, train: np.ndarray, holdout: np.ndarray,
                     retrain: bool) -> None:
@@ -325,42 +352,78 @@ class WindowTrainer:
                                  self.settings.features.hash_buckets)
         return state.serving
 
-    def _maybe_roll_back(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,
-                         decisions: list[dict[str, Any]]) -> None:
-        recent = {version: model for version, model in state.recent if version != state.serving_version}
-        if not recent:
-            return
-        # The model serving now, which after fast-mode slots is not the one that scored the whole window.
-        serving_logloss = log_loss(y, self._serving(state).predict_proba(dense, buckets))
-        scores = {v: log_loss(y, model.predict_proba(dense, buckets)) for v, model in recent.items()}
-        target = rollback_target(serving_logloss, scores, self.adaptation.rollback_tolerance)
-        if target is None:
-            return
-        version, decision = target
-        decisions.append(decision)
-        restored = recent[version]
-        state.serving, state.serving_version = restored, version
-        state.model = Model.from_parameters(restored.parameters(), self.spec.device)  # train on from the good one
-
-    def _adapt(self, state: TrainerState) -> list[dict[str, Any]]:
+    def _roll_back(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,
+                   decisions: list[dict[str, Any]], calm_only: bool = False) -> bool:
+        """The rollback rows of the decision table (udfs/drift/adaptation.py) on rows no model trained on;
+        True if a recent snapshot serves again. ``calm_only``: only snapshots whose loss on these rows is
+        within the calm band compete, so that a concept alarm counts as a bad update only if the world did
+        not change for the older models (after a drift a less confident old model can have the lower loss,
+        yet be as wrong)."""
         a = self.adaptation
+        recent = {version: model for version, model in state.recent if version != state.serving_version}
+        if not a.rollback or not recent or len(y) < a.gate_min_rows:
+            return False
+        # The model serving now, which after fast-mode slots is not the one that scored the whole window.
+        serving = per_example_log_loss(y, self._serving(state).predict_proba(dense, buckets))
+        losses = {v: per_example_log_loss(y, model.predict_proba(dense, buckets)) for v, model in recent.items()}
+        if calm_only:
+            losses = {v: loss for v, loss in losses.items() if state.band.within(loss, self.calm_z)}
+        decision = rollback_decision(serving, losses, a.rollback_tolerance, state.drift_floor, state.fast)
+        if decision is None:
+            return False
+        decisions.append(decision)
+        if decision["kind"] != "rollback":
+            return False
+        self._restore(state, decision["to_version"], recent[decision["to_version"]])
+        return True
+
+    def _restore(self, state: TrainerState, version: int, model: Model) -> None:
+        """A recent snapshot serves again, and the learner trains on from it."""
+        state.serving, state.serving_version = model, version
+        state.model = Model.from_parameters(model.parameters(), self.spec.device)
+
+    def _restore_after_recovery(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray,
+                                decisions: list[dict[str, Any]]) -> bool:
+        """A drift that recovered within minutes may have been a false alarm: the snapshot from before it,
+        trained on far more rows, serves again unless the gate finds it worse on the same rows."""
+        a = self.adaptation
+        before, state.recovered_from = state.recovered_from, 0
+        recent = dict(state.recent)
+        if not a.rollback or before not in recent or before == state.serving_version or len(y) < a.gate_min_rows:
+            return False
+        gate = gate_decision(recent[before].predict_proba(dense, buckets),
+                             self._serving(state).predict_proba(dense, buckets), y, a.gate_tolerance)
+        if gate["kind"] == "gate_blocked":
+            return False
+        decisions.append({**gate, "kind": "rollback", "rule": "recovered", "to_version": before,
+                          "reason": f"the concept drift after version {before} recovered; {gate['reason']}"})
+        self._restore(state, before, recent[before])
+        return True
+
+    def _adapt(self, state: TrainerState, checks: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+        """The configured policies, each decision with the checks (statistic, p-value) that called for it."""
+        a = self.adaptation
+        found = ", ".join(f"{name} p={check['p_value']:.2g}" for name, check in checks.items())
+        reason = f"concept drift ({found}): no recent snapshot still within the calm band does better; " \
+                 f"none up to version {state.drift_floor} serves again until it recovers"
         decisions = []
         for policy in a.policies:
             if policy == "lr_boost":
                 state.model.learner.reset_optimizer()
                 state.boost_windows_left = a.boost_windows
-                decisions.append({"kind": "lr_boost", "reason": "concept drift",
+                decisions.append({"kind": "lr_boost", "reason": reason, "checks": checks,
                                   "factor": a.learning_rate_boost, "windows": a.boost_windows})
             elif policy == "reset_weights":
                 scaler = state.model.scaler
                 state.model = Model(scaler, self.spec.new_learner(scaler.n_inputs, seed=self.spec.seed + state.version))
-                decisions.append({"kind": "reset_weights", "reason": "concept drift"})
+                decisions.append({"kind": "reset_weights", "reason": reason, "checks": checks})
             elif policy == "retrain_window":
-                decisions.append({"kind": "retrain_window", "reason": "concept drift", "epochs": a.retrain_epochs})
+                decisions.append({"kind": "retrain_window", "reason": reason, "checks": checks,
+                                  "epochs": a.retrain_epochs})
         return decisions
 
     def _holdout(self, rows: FeatureBatch, labeled: np.ndarray) -> np.ndarray:
-        if not self.adaptation.gate:
+        if not (self.adaptation.gate or self.adaptation.rollback):
             return np.zeros(len(rows), dtype=bool)
         fraction = self.adaptation.holdout_fraction
         return labeled & np.array([held_out(event_id, fraction) for event_id in rows.event_ids], dtype=bool)
@@ -368,7 +431,8 @@ class WindowTrainer:
     def _gate(self, state: TrainerState, dense: np.ndarray, buckets: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         a = self.adaptation
         if not a.gate or len(y) < a.gate_min_rows:
-            return {"kind": "gate_skipped", "reason": f"gate off or fewer than {a.gate_min_rows} held-out rows"}
+            return {"kind": "gate_skipped", "reason": f"gate off or fewer than {a.gate_min_rows} held-out rows",
+                    "holdout_rows": int(len(y))}
         return gate_decision(state.model.predict_proba(dense, buckets),
                              self._serving(state).predict_proba(dense, buckets), y, a.gate_tolerance)
 

@@ -43,6 +43,27 @@ that evaluation can measure detection delay and recovery. Definitions:
   500 users no learner of hashed ids had seen enough of each by window 10 to beat logistic
   regression's per-user positive rate by much.
 
+Abrupt flips, ``<generator>_flips`` (fast: the new concept takes over within 40 s) and
+``<generator>_flips_slow`` (within 4 minutes): two published concepts of a generator alternate,
+A to B and back, six times, the transition a sigmoid of width 40 s or 240 s as in MOA's
+ConceptDriftStream (the chance that an example follows the new concept is
+``1 / (1 + exp(-4 (t - t0) / width))``, ``t0`` the middle of the transition). The transitions start
+10 s, 150 s or 270 s into a 5-minute window (start, middle and end of a window, each once in both
+directions), 35 minutes apart, the first in window 7. The concept pairs:
+
+- ``sea``: SEA concepts 3 and 4 (thresholds 7 and 9.5), 10% label noise;
+- ``sine``: SINE1 and reversed SINE1;
+- ``stagger``: STAGGER concepts A and B;
+- ``agrawal``: Agrawal et al. (IEEE TKDE 1993) classification functions 7 and 8, as in MOA's
+  AgrawalGenerator: label 0 (group A) if ``2/3 (salary + commission) - loan / 5 - 20000 > 0``,
+  resp. ``2/3 (salary + commission) - 5000 elevel - 20000 > 0``. ``salary ~ U[20k, 150k]``,
+  ``commission`` 0 from a salary of 75k on, else ``~ U[10k, 75k]``, ``age ~ U{20..80}``,
+  ``elevel ~ U{0..4}``, ``car ~ U{1..20}``, ``zipcode ~ U{0..8}``, ``hvalue ~ (9 - zipcode)
+  100000 U[0.5, 1.5]``, ``hyears ~ U{1..30}``, ``loan ~ U[0, 500k]``; ``car`` and ``zipcode`` are
+  categorical;
+- ``hyperplane``: two hyperplanes as in the rotating hyperplane's definition (weights
+  ``~ U[0, 1]``, ``d = 10``, ``w_0 = sum(w_i) / 2``), 5% label noise.
+
 >>> spec = REFERENCE_STREAMS["sea"]
 >>> events = list(generate(spec, n_events=2000, seed=1))
 >>> len(events), sorted(events[0]["features"])
@@ -160,6 +181,88 @@ def _latent_clicks(rng: np.random.Generator, n: int, users: int = 100, items: in
     return x, ids, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
 
 
+Pair = tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]  # features, and labels under concepts A and B
+
+FLIP_OFFSETS_S = (270.0, 10.0, 150.0)  # into a 5-minute window: end, start, middle; six flips cycle through them
+FLIP_EVERY_S, FIRST_FLIP_S, FLIPS = 2100.0, 1800.0, 6
+
+
+def _sea_pair(rng: np.random.Generator, n: int) -> Pair:
+    x = rng.uniform(0, 10, size=(n, 3))
+    total = x[:, 0] + x[:, 1]
+    return x, {}, _flip(rng, (total <= 7.0).astype(int), 0.10), _flip(rng, (total <= 9.5).astype(int), 0.10)
+
+
+def _sine_pair(rng: np.random.Generator, n: int) -> Pair:
+    x = rng.uniform(0, 1, size=(n, 2))
+    below = (x[:, 1] <= np.sin(x[:, 0])).astype(int)
+    return x, {}, below, 1 - below
+
+
+def _stagger_pair(rng: np.random.Generator, n: int) -> Pair:
+    x0, categorical, _ = _stagger(rng, n)
+    size, color, shape = categorical["size"], categorical["color"], categorical["shape"]
+    a = ((size == "small") & (color == "red")).astype(int)
+    return x0, categorical, a, ((color == "green") | (shape == "circular")).astype(int)
+
+
+def _agrawal_pair(rng: np.random.Generator, n: int) -> Pair:
+    salary = rng.uniform(20_000, 150_000, n)
+    commission = np.where(salary >= 75_000, 0.0, rng.uniform(10_000, 75_000, n))
+    age, elevel = rng.integers(20, 81, n), rng.integers(0, 5, n)
+    car, zipcode = rng.integers(1, 21, n), rng.integers(0, 9, n)
+    hvalue = (9 - zipcode) * 100_000 * rng.uniform(0.5, 1.5, n)
+    hyears, loan = rng.integers(1, 31, n), rng.uniform(0, 500_000, n)
+    income = 2 * (salary + commission) / 3
+    numeric = np.column_stack([salary, commission, age, elevel, hvalue, hyears, loan]).astype(float)
+    return (numeric, {"car": car.astype(str), "zipcode": zipcode.astype(str)},
+            (income - loan / 5 - 20_000 <= 0).astype(int), (income - 5_000 * elevel - 20_000 <= 0).astype(int))
+
+
+def _hyperplane_pair(rng: np.random.Generator, n: int, d: int = 10) -> Pair:
+    x = rng.uniform(0, 1, size=(n, d))
+    a, b = rng.uniform(0, 1, size=d), rng.uniform(0, 1, size=d)
+    return (x, {}, _flip(rng, (x @ a >= a.sum() / 2).astype(int), 0.05),
+            _flip(rng, (x @ b >= b.sum() / 2).astype(int), 0.05))
+
+
+def flip_starts_s() -> tuple[float, ...]:
+    """Where the six transitions start, in seconds from the stream's start."""
+    return tuple(FIRST_FLIP_S + k * FLIP_EVERY_S + FLIP_OFFSETS_S[k % 3] for k in range(FLIPS))
+
+
+def _flipping(pair: Callable[[np.random.Generator, int], Pair], width_s: float, duration_s: float
+              ) -> Callable[[np.random.Generator, int], tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+    """Labels that alternate between the pair's concepts at :func:`flip_starts_s`, each transition a
+    sigmoid of ``width_s`` (MOA's ConceptDriftStream)."""
+    def labels(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        numeric, categorical, a, b = pair(rng, n)
+        t = (np.arange(n) + 0.5) * duration_s / n
+        middles = np.array(flip_starts_s()) + width_s / 2
+        new = 1 / (1 + np.exp(np.clip(-4 * (t[:, None] - middles) / width_s, -50, 50)))
+        flipped = (rng.random((n, len(middles))) < new).sum(axis=1) % 2 == 1
+        return numeric, categorical, np.where(flipped, b, a)
+    return labels
+
+
+FLIP_PAIRS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[[np.random.Generator, int], Pair]]] = {
+    "sea": (("x0", "x1", "x2"), (), _sea_pair),
+    "sine": (("x0", "x1"), (), _sine_pair),
+    "stagger": (("x0",), ("size", "color", "shape"), _stagger_pair),
+    "agrawal": (("salary", "commission", "age", "elevel", "hvalue", "hyears", "loan"), ("car", "zipcode"),
+                _agrawal_pair),
+    "hyperplane": (tuple(f"x{i}" for i in range(10)), (), _hyperplane_pair),
+}
+
+
+def _flip_streams(duration_s: float = 4 * 3600.0) -> dict[str, ReferenceStream]:
+    return {f"{family}_{suffix}": ReferenceStream(
+                f"{family}_{suffix}", "abrupt", numeric, categorical,
+                tuple(start / duration_s for start in flip_starts_s()), _flipping(pair, width, duration_s), duration_s)
+            for family, (numeric, categorical, pair) in FLIP_PAIRS.items()
+            for suffix, width in (("flips", 40.0), ("flips_slow", 240.0))}
+
+
 REFERENCE_STREAMS: dict[str, ReferenceStream] = {
     "sea": ReferenceStream("sea", "abrupt", ("x0", "x1", "x2"), (), (0.25, 0.5, 0.75), _sea),
     "sine1": ReferenceStream("sine1", "abrupt", ("x0", "x1"), (), (1 / 3, 2 / 3), _sine1),
@@ -172,6 +275,7 @@ REFERENCE_STREAMS: dict[str, ReferenceStream] = {
     "sparse_linear": ReferenceStream("sparse_linear", "stationary", tuple(f"x{i}" for i in range(50)), (), (),
                                      _sparse_linear),
     "latent_clicks": ReferenceStream("latent_clicks", "stationary", ("x0", "x1", "x2"), (), (), _latent_clicks),
+    **_flip_streams(),
 }
 
 
