@@ -28,7 +28,7 @@ def test_bench_writes_every_figure(tmp_path: Path) -> None:
         assert f"full/{name} " in proc.stdout
     assert 0 < figures["training_seconds_per_window"]["p50"] <= figures["training_seconds_per_window"]["p99"]
     assert [(r["kind"], r["window_events"]) for r in figures["training_scaling"]] == [
-        (kind, size) for kind in ("logistic", "mlp", "ensemble") for size in (1000, 10000)]
+        (kind, size) for kind in ("logistic", "mlp", "ensemble", "ftrl", "fm") for size in (1000, 10000)]
     assert all(r["seconds"] > 0 and r["device"] == "cpu" for r in figures["training_scaling"])
     slots = figures["slot_costs"]
     assert slots["slots"] > 0 and 0 < slots["check_seconds"]["p50"] <= slots["check_seconds"]["p99"], slots
