@@ -46,7 +46,7 @@ SETTLED_FROM_WINDOW = 10  # a stream without drift is judged from this window on
 MODEL_SETTINGS = {"logistic": [], "mlp": ["model.kind=mlp", "model.learning_rate=0.01", "model.batch_size=64"],
                   "ensemble": ["model.kind=ensemble"], "ftrl": ["model.kind=ftrl"],
                   # AdaGrad's base rate, smaller batches; no drift adaptation (README, Model kinds).
-                  "fm": ["model.kind=fm", "model.learning_rate=0.3", "model.batch_size=64", "adaptation.policies=[]"]}
+                  "fm": ["model.kind=fm"]}
 DETECTION_HORIZON_WINDOWS = 4  # a detection later than this after a drift point counts as missed
 AFTER_DRIFT_WINDOWS = 10  # judged from each drift-start window to this many windows later
 AFTER_DRIFT_RIVER_TARGET = 1.25  # the job's logloss over those windows, at most this times River's

@@ -84,9 +84,7 @@ def test_no_kind_raises_drift_on_the_default_stationary_stream_with_its_defaults
 
 
 FTRL = ["model.kind=ftrl"]
-# AdaGrad's base rate, smaller batches; drift adaptation off (README, Model kinds: a false loss alarm's
-# 3x boost, weight reset and 10-epoch retrain throw away the factors an FM took windows to learn).
-FM = ["model.kind=fm", "model.learning_rate=0.3", "model.batch_size=64", "adaptation.policies=[]"]
+FM = ["model.kind=fm"]  # with its own defaults (KIND_DEFAULTS): AdaGrad at 0.3, batches of 64
 
 
 def test_ftrl_matches_logistic_on_a_sparse_linear_stream_and_zeroes_the_noise_weights():
@@ -107,6 +105,6 @@ def test_ftrl_matches_logistic_on_a_sparse_linear_stream_and_zeroes_the_noise_we
 def test_fm_beats_logistic_by_a_tenth_on_a_latent_factor_click_stream():
     stream = REFERENCE_STREAMS["latent_clicks"]
     lines = [json.dumps(e) for e in generate(stream, n_events=30_000, seed=1)]
-    logistic = from_window_10(lines, *job_overrides(stream), "adaptation.policies=[]")
+    logistic = from_window_10(lines, *job_overrides(stream))
     fm = from_window_10(lines, *job_overrides(stream), *FM)
     assert fm <= 0.9 * logistic, (fm, logistic)
