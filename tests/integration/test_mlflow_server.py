@@ -73,7 +73,7 @@ def test_champion_is_loadable_and_matches_last_snapshot(job_run, mlflow_server):
     buckets = rng.integers(0, last["parameters"]["hash_buckets"], size=(20, 2))
     frame = pd.DataFrame(dense, columns=last["dense_names"])
     snapshot_model = Model.from_parameters(last["parameters"])
-    onehot = snapshot_model.scaler.one_hot(buckets)
+    onehot = snapshot_model.scaler.design(dense, buckets)[:, len(last["dense_names"]):]  # the one-hot part
     frame[bucket_columns(onehot.shape[1])] = onehot
     expected = snapshot_model.predict_proba(dense, buckets)
     np.testing.assert_allclose(np.asarray(model.predict(frame)), expected, rtol=1e-9)
