@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyflink.common import Configuration, Encoder, Types, WatermarkStrategy
+from pyflink.common import Configuration, Encoder, Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.datastream.connectors.file_system import (
@@ -45,7 +45,7 @@ from jobs.input_sample import input_files
 from jobs.kafka_io import kafka_jars, kafka_sink, kafka_source
 from operators.constant_predictions import ConstantPredictions
 from operators.featurize_users import UserFeatures
-from operators.read_chunks import MARKER_SHARD, PART_TYPE, ReadChunks
+from operators.read_chunks import CHUNK_PADDING, MARKER_SHARD, PADDED_CHUNK, PART_TYPE, ReadChunks
 from operators.report_to_mlflow import ReportToMlflow
 from operators.score_events import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS, TRAINING_ROWS
@@ -200,7 +200,12 @@ def _chunk_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     finished = set(range(len(files))) - {c.split for c in chunks}  # empty files
     numbers = env.from_source(NumberSequenceSource(0, len(chunks) - 1), WatermarkStrategy.no_watermarks(),
                               "chunks").uid("chunks").set_parallelism(1)
-    parts = numbers.key_by(lambda n: keys[chunks[n].split % readers], key_type=Types.INT()) \
+    # Each chunk number travels padded to more than a network buffer: a few numbers in flight fill the
+    # channel, so the source stays at most a few chunks ahead of the readers. Unpadded, it sent every
+    # number at once and finished, and a checkpoint or a stop with a savepoint (aligned, behind the
+    # numbers already sent) then waited until the readers had read the whole input.
+    padded = numbers.map(lambda n: Row(n, CHUNK_PADDING), output_type=PADDED_CHUNK).set_parallelism(1)
+    parts = padded.key_by(lambda c: keys[chunks[c[0]].split % readers], key_type=Types.INT()) \
         .process(ReadChunks(settings, chunks, keys, finished), output_type=PART_TYPE) \
         .uid("reader").name("reader").set_parallelism(readers).set_max_parallelism(MAX_PARALLELISM)
     dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()

@@ -27,6 +27,8 @@ from udfs.features.slice_batches import by_shard_and_slice, encode_part
 PART_TYPE = Types.ROW_NAMED(["shard", "slice_start", "events", "stamp"],
                             [Types.INT(), Types.LONG(), Types.STRING(), Types.LONG()])
 MARKER_SHARD = -1  # a record that only carries a reader's watermark
+PADDED_CHUNK = Types.ROW([Types.LONG(), Types.STRING()])  # (chunk number, CHUNK_PADDING)
+CHUNK_PADDING = " " * 40_000  # more than a network buffer (32 KB): jobs/pipeline.py says why
 
 
 class ReadChunks(KeyedProcessFunction):
@@ -47,8 +49,9 @@ class ReadChunks(KeyedProcessFunction):
         self.floor, self.ceiling = validator.min_event_time - 1, parse_time(self.settings.validation.max_event_time) + 1
         self.splits: list[int] = []
 
-    def process_element(self, number: int, ctx: KeyedProcessFunction.Context) -> Iterator:
-        chunk = self.chunks[number]
+    def process_element(self, padded: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        """``padded``: (chunk number, padding)."""
+        chunk = self.chunks[padded[0]]
         self._check_reader(self.readers[ctx.get_current_key()])
         progress = self.progress.value() or SplitProgress(self.triage.lateness, set(self.finished))
         self.triage.lateness = progress.lateness

@@ -2,6 +2,7 @@
 
     python -m tests.faulty_job --fail user-features --after 15000 [--fail-close predictor] [job arguments]
     python -m tests.faulty_job --corrupt-candidate-at 10 [job arguments]
+    python -m tests.faulty_job --slow-reader 100 [job arguments]
 
 Production code carries no fault hook: this swaps an operator class of the job's graph for a
 subclass before the graph is built. Run as ``-m``, the subclasses are defined in ``__main__``, so
@@ -15,12 +16,16 @@ PyFlink ships them to the workers by value.
   must not be negative").
 - ``--corrupt-candidate-at N``: the trainer makes window N's candidate confidently wrong, for
   tests of the gate and rollback (library-mode tests use :func:`corrupting_trainer` directly).
+- ``--slow-reader MS``: the file readers wait MS milliseconds before each chunk, so that a test's
+  stop lands mid-stream however fast the machine reads (a stop needs every task running, and the
+  readers outrun the rest by far).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -109,6 +114,17 @@ def corrupting_operator(at_window: int) -> type:
     return CorruptingTrainOnWindows
 
 
+def slow_reader(delay_ms: int) -> type:
+    """The file reader, waiting ``delay_ms`` before each chunk."""
+    base = pipeline.ReadChunks
+
+    def process_element(self: Any, padded: Any, ctx: Any) -> Any:
+        time.sleep(delay_ms / 1000)
+        return base.process_element(self, padded, ctx)
+
+    return type("SlowReadChunks", (base,), {"process_element": process_element})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fail", choices=sorted(FAULTS), help="the operator that fails once")
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-close", choices=sorted(FAULTS),
                         help="the operator whose close() fails when --fail's failure cancels it (stops its TaskManager)")
     parser.add_argument("--corrupt-candidate-at", type=int, metavar="WINDOW", help="the window whose candidate is corrupted")
+    parser.add_argument("--slow-reader", type=int, metavar="MS", help="the file readers wait this long before each chunk")
     args, job_args = parser.parse_known_args(argv)
     if args.fail_close and args.fail_close == args.fail:
         parser.error("--fail-close needs an operator other than --fail's: that one fails, it is not cancelled")
@@ -125,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         setattr(pipeline, FAULTS[args.fail_close][0], closing_fails_once(args.fail_close))
     if args.corrupt_candidate_at:
         pipeline.TrainOnWindows = corrupting_operator(args.corrupt_candidate_at)
+    if args.slow_reader:
+        pipeline.ReadChunks = slow_reader(args.slow_reader)
     return online_learning.main(job_args)
 
 

@@ -21,10 +21,11 @@ from scripts.broker import wait_until
 from tests.integration.conftest import JOB_TIMEOUT_S, REPO, job_command, outputs, write_stream
 from udfs.sim.stream_generator import StreamSpec
 
-# Long enough that a stop asked for as the job starts lands mid-stream: the job cannot take a savepoint
-# before all its tasks run (the MLflow reporter opens its store first), and the file front reads fast.
 SPEC = StreamSpec(n_events=40_000, n_users=1_000, duration_s=3 * 3600.0, seed=35)
-OVERRIDES = ("job.checkpoint_interval_ms=1000", "mlflow.register_every_windows=100")
+OVERRIDES = ("job.checkpoint_interval_ms=1000", "mlflow.register_every_windows=100", "source.chunk_lines=500")
+# The first job's readers slowed to 0.15 s a chunk (12 s for the stream): a stop asked for as the job
+# starts, which waits until every task runs (the MLflow reporter opens its store first), lands mid-stream.
+SLOW = ("--slow-reader", "150")
 BAD_LINE = '{"event_id": "broken"'
 
 
@@ -34,8 +35,8 @@ def _client(input_dir: Path, out: Path, *args: str) -> subprocess.CompletedProce
                           text=True, timeout=300)
 
 
-def _start(input_dir: Path, out: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(job_command(input_dir, out, *OVERRIDES) + list(args), cwd=REPO,
+def _start(input_dir: Path, out: Path, *args: str, module: str = "jobs.online_learning") -> subprocess.Popen:
+    return subprocess.Popen(job_command(input_dir, out, *OVERRIDES, module=module) + list(args), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -82,7 +83,7 @@ def test_accidents_leave_every_line_predicted_or_dead_lettered_once(tmp_path: Pa
     assert before in ([], ["KILLED"]), "a run opened before the cancel must end KILLED"
 
     # Two jobs on one output: the second is refused while the first holds the folder.
-    first = _start(input_dir, out)
+    first = _start(input_dir, out, *SLOW, module="tests.faulty_job")
     wait_until(lambda: (out / ".run.lock").is_file() or first.poll() is not None, 300, "the first job's lock", 0.2)
     second = _client(input_dir, out)
     assert second.returncode == 2 and "in use by run" in second.stderr, second.stderr[-2000:]

@@ -84,12 +84,13 @@ def test_a_failure_after_late_events_restores_their_lateness_exactly(tmp_path: P
 
 
 def test_stop_and_resume_after_late_events_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    # The MLP trains slowest: the stop lands mid-stream (a stop at the very end is another test's case).
+    # The MLP, and the readers slowed to 0.1 s a chunk (9 s for the stream): the stop lands mid-stream.
     stop_after, kind = 2_000, ("model.kind=mlp",)
     lines = late_stream()
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *OVERRIDES, *kind), cwd=REPO,
+    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *OVERRIDES, *kind, module="tests.faulty_job")
+                             + ["--slow-reader", "100"], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: lines_written(out / "predictions") >= stop_after or first.poll() is not None, 300,

@@ -23,8 +23,9 @@ from udfs.offline.library_mode import run_library
 from udfs.sim.stream_generator import StreamSpec
 from udfs.tracking.mlflow_reporter import window_step
 
-# Long enough that the stop lands mid-stream: the job reads this in well over the stop's few seconds.
 SPEC = StreamSpec(n_events=150_000, n_users=2_000, duration_s=6 * 3600.0, seed=19)
+# The readers slowed to 0.2 s a chunk of 2,000 lines (15 s for the stream): the stop lands mid-stream.
+SLOW = ("--slow-reader", "200")
 OVERRIDES = ("job.checkpoint_interval_ms=2000", "mlflow.register_every_windows=100")
 
 
@@ -36,7 +37,8 @@ def test_stop_with_savepoint_then_resume_equals_an_uninterrupted_run(tmp_path: P
     overrides = (*OVERRIDES, f"model.kind={kind}")
     events = write_stream(tmp_path / "events.jsonl", SPEC)
     out = tmp_path / "out"
-    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *overrides), cwd=REPO,
+    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *overrides, module="tests.faulty_job") +
+                             list(SLOW), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: lines_written(out / "predictions") >= 4_000 or first.poll() is not None, 300,
