@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -54,16 +55,28 @@ class InjectedFailure(RuntimeError):
     pass
 
 
-def failing_once(operator: str, after: int) -> type:
-    """The operator's class, raising once after ``after`` records."""
+def completed_checkpoints(folder: Path) -> set[Path]:
+    return {metadata.parent for metadata in folder.glob("*/chk-*/_metadata")}
+
+
+def failing_once(operator: str, after: int, after_a_checkpoint: bool = False) -> type:
+    """The operator's class, raising once after ``after`` records (and, with ``after_a_checkpoint``,
+    once the job has completed a checkpoint since this subtask started)."""
     class_name, method, records = FAULTS[operator]
     base = getattr(pipeline, class_name)
     original = getattr(base, method)
 
+    def checkpointed(self: Any) -> bool:
+        seen = completed_checkpoints(self.settings.checkpoint_dir())
+        if not hasattr(self, "injected_before"):
+            self.injected_before = seen
+        return bool(seen - self.injected_before)
+
     def process(self: Any, first: Any, *rest: Any) -> Any:
         self.injected_seen = getattr(self, "injected_seen", 0) + records(first)
         marker = self.settings.checkpoint_dir() / FAILURE_MARKER.format(operator)
-        if self.injected_seen >= after and not marker.exists():
+        ready = not after_a_checkpoint or checkpointed(self)
+        if self.injected_seen >= after and ready and not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(str(self.injected_seen))
             raise InjectedFailure(f"injected failure in '{operator}' after {self.injected_seen} records")
@@ -129,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fail", choices=sorted(FAULTS), help="the operator that fails once")
     parser.add_argument("--after", type=int, default=1, help="records it handles before it fails")
+    parser.add_argument("--after-a-checkpoint", action="store_true",
+                        help="fail only once the job has completed a checkpoint since the operator started")
     parser.add_argument("--fail-close", choices=sorted(FAULTS),
                         help="the operator whose close() fails when --fail's failure cancels it (stops its TaskManager)")
     parser.add_argument("--corrupt-candidate-at", type=int, metavar="WINDOW", help="the window whose candidate is corrupted")
@@ -137,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fail_close and args.fail_close == args.fail:
         parser.error("--fail-close needs an operator other than --fail's: that one fails, it is not cancelled")
     if args.fail:
-        setattr(pipeline, FAULTS[args.fail][0], failing_once(args.fail, args.after))
+        setattr(pipeline, FAULTS[args.fail][0], failing_once(args.fail, args.after, args.after_a_checkpoint))
     if args.fail_close:
         setattr(pipeline, FAULTS[args.fail_close][0], closing_fails_once(args.fail_close))
     if args.corrupt_candidate_at:

@@ -115,7 +115,9 @@ def test_accidents_leave_every_line_predicted_or_dead_lettered_once(tmp_path: Pa
 
     # A job that fails (the predictor, once, no restarts) says its cause in one line; its run ends FAILED.
     failing = job_command(input_dir, out, *OVERRIDES, "job.restart_attempts=0", module="tests.faulty_job")
-    failed = subprocess.run(failing + ["--fail", "predictor", "--after", "5000", "--resume", savepoint], cwd=REPO,
+    # Slowed, and failing only after a checkpoint: the failed job has committed something of its own.
+    failed = subprocess.run(failing + ["--fail", "predictor", "--after", "5000", "--after-a-checkpoint", *SLOW,
+                                       "--resume", savepoint], cwd=REPO,
                             capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
     error = failed.stderr.strip().splitlines()[-1]
