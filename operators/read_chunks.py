@@ -21,7 +21,7 @@ from conf.settings import Settings
 from operators.dead_letters import DeadLetterCounters
 from operators.tags import DEAD_LETTERS
 from udfs.features.chunks import Chunk, SplitProgress, read_lines, triage_chunk
-from udfs.features.events import EventValidator, LineTriage, parse_time
+from udfs.features.events import EventValidator, LineTriage
 from udfs.features.slice_batches import by_shard_and_slice, encode_part
 
 PART_TYPE = Types.ROW_NAMED(["shard", "slice_start", "events", "stamp"],
@@ -46,7 +46,7 @@ class ReadChunks(KeyedProcessFunction):
         self.shards, self.slice = self.settings.batching.shards, self.settings.batching.slice_ms
         validator = EventValidator.from_settings(self.settings)
         # Stamps before and after any valid event time: "nothing read yet" and "all files read".
-        self.floor, self.ceiling = validator.min_event_time - 1, parse_time(self.settings.validation.max_event_time) + 1
+        self.floor, self.ceiling = validator.min_event_time - 1, validator.max_event_time + 1
         self.splits: list[int] = []
 
     def process_element(self, padded: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
