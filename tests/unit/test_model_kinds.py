@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 
 import mlflow
 import numpy as np
@@ -57,6 +58,35 @@ def test_mlp_training_is_reproducible_and_goes_on_identically_after_pickling():
         learner.fit_design(x, y, TrainParams(learning_rate=0.01, batch_size=32, seed=4))
     np.testing.assert_array_equal(a.predict_design(x), b.predict_design(x))
     np.testing.assert_array_equal(restored.predict_design(x), a.predict_design(x))
+
+
+def test_mlp_training_does_not_depend_on_other_threads_building_networks():
+    """Thread mode runs every operator in one interpreter: a predictor decoding snapshots while the
+    trainer trains must not change what the trainer learns (it did when dropout drew from torch's
+    global generator)."""
+    x, y = xor(2000, 5)
+
+    def trained() -> np.ndarray:
+        learner = MlpLearner.initial(2, (32, 16), 0.2, seed=0)
+        learner.fit_design(x, y, TrainParams(learning_rate=0.01, epochs=2, batch_size=32, seed=5))
+        return learner.predict_design(x)
+
+    alone = trained()
+    done = threading.Event()
+
+    def build_networks() -> None:
+        while not done.is_set():
+            MlpLearner.from_parameters(MlpLearner.initial(2, (32, 16), 0.2, seed=1).parameters())
+
+    builder = threading.Thread(target=build_networks)
+    builder.start()
+    try:
+        beside = [trained() for _ in range(5)]
+    finally:
+        done.set()
+        builder.join()
+    for result in beside:
+        np.testing.assert_array_equal(result, alone)
 
 
 def test_ensemble_moves_its_weight_to_the_fast_member_after_an_abrupt_flip():

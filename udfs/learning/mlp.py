@@ -4,6 +4,11 @@ with Adam or SGD for ``epochs`` passes of mini-batches over each closed window.
 Parameters and optimizer moments pickle as ``state_dict`` bytes (the Flink state), so a restored
 learner goes on exactly where it stopped; snapshots carry the network's ``state_dict`` as base64.
 
+Initial weights and dropout masks come from the learner's own generators, never torch's global one:
+in thread mode every operator of a TaskManager shares one interpreter, and a predictor decoding a
+snapshot (which builds a network) draws from the global generator while the trainer trains, so
+masks drawn from it made training depend on timing.
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> x = rng.uniform(-1, 1, size=(4000, 2))
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,21 @@ torch = reproducible_torch()
 nn = torch.nn
 
 
+class SeededDropout(nn.Module):
+    """``nn.Dropout`` whose masks come from ``generator`` (set per fit), not from the global generator."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep / (1.0 - self.p)
+
+
 class MlpLearner:
     kind = "mlp"
 
@@ -42,7 +63,7 @@ class MlpLearner:
         layers: list[nn.Module] = []
         width = n_inputs
         for units in self.hidden_units:
-            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, units), nn.ReLU(), SeededDropout(dropout)]
             width = units
         self.net = nn.Sequential(*layers, nn.Linear(width, 1)).to(self.device)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -50,9 +71,16 @@ class MlpLearner:
     @classmethod
     def initial(cls, n_inputs: int, hidden_units: tuple[int, ...], dropout: float, seed: int,
                 device: str = "cpu") -> MlpLearner:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return cls(n_inputs, hidden_units, dropout, device)
+        """A network with torch's default initialisation (uniform within 1/sqrt(fan_in)), drawn from ``seed``."""
+        learner = cls(n_inputs, hidden_units, dropout, device)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in learner.net:
+                if isinstance(layer, nn.Linear):
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    for tensor in (layer.weight, layer.bias):
+                        tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+        return learner
 
     def predict_design(self, x: np.ndarray) -> np.ndarray:
         """One numpy forward pass in float64 on the CPU (dropout off). A float32 product's rounding
@@ -71,15 +99,20 @@ class MlpLearner:
         inputs, labels = self._tensor(x), torch.as_tensor(y, dtype=torch.float32, device=self.device)
         loss_fn = nn.BCEWithLogitsLoss()
         order_rng = torch.Generator().manual_seed(params.seed)
+        self._set_masks(torch.Generator(device=self.device).manual_seed(params.seed))
         self.net.train()
-        with torch.random.fork_rng(devices=[self.device] if self.device != "cpu" else []):
-            torch.manual_seed(params.seed)  # dropout masks
-            for _ in range(params.epochs):
-                order = torch.randperm(len(x), generator=order_rng).to(self.device)
-                for idx in order.split(params.batch_size):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss_fn(self.net(inputs[idx]).squeeze(1), labels[idx]).backward()
-                    optimizer.step()
+        for _ in range(params.epochs):
+            order = torch.randperm(len(x), generator=order_rng).to(self.device)
+            for idx in order.split(params.batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(self.net(inputs[idx]).squeeze(1), labels[idx]).backward()
+                optimizer.step()
+        self._set_masks(None)
+
+    def _set_masks(self, generator: torch.Generator | None) -> None:
+        for module in self.net:
+            if isinstance(module, SeededDropout):
+                module.generator = generator
 
     def _optimizer(self, params: TrainParams) -> torch.optim.Optimizer:
         """The learner's optimizer (its moments carry over windows) at this window's step size."""
