@@ -206,8 +206,14 @@ def _chunk_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     parts = padded.key_by(lambda c: keys[chunks[c[0]].split % readers], key_type=Types.INT()) \
         .process(ReadChunks(settings, chunks, keys, finished), output_type=PART_TYPE) \
         .uid("reader").name("reader").set_parallelism(readers).set_max_parallelism(MAX_PARALLELISM)
-    dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()
-    return _batched_parts(t_env, parts, readers, settings.batching.slice_ms), dead_letters
+    return _batched_parts(t_env, parts, readers, settings.batching.slice_ms), _front_dead_letters(parts, readers)
+
+
+def _front_dead_letters(parts: DataStream, parallelism: int) -> DataStream:
+    """The front's dead letters. PyFlink follows a side output with an identity map at the job's default
+    parallelism: at the front's own, it needs no slot beyond the front's (a one-slot Kafka front got
+    a second one, and a cluster sized by ``slots_needed`` never started the job)."""
+    return parts.get_side_output(DEAD_LETTERS).set_parallelism(parallelism).start_new_chain()
 
 
 def _batched_parts(t_env: StreamTableEnvironment, parts: DataStream, parallelism: int, slice_ms: int) -> DataStream:
@@ -246,8 +252,7 @@ def _stream_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment
     parts = lines.key_by(lambda line: 0, key_type=Types.INT()) \
         .process(TriageStream(settings), output_type=PART_TYPE) \
         .uid("triage").name("triage").set_parallelism(1).set_max_parallelism(1)
-    dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()
-    return _batched_parts(t_env, parts, 1, settings.batching.slice_ms), dead_letters
+    return _batched_parts(t_env, parts, 1, settings.batching.slice_ms), _front_dead_letters(parts, 1)
 
 
 def _file_source(paths: list[str]) -> FileSource:

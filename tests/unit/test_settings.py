@@ -70,6 +70,13 @@ def test_every_shipped_profile_is_valid(profile):
     load_settings(profile)
 
 
+def test_each_shipped_profile_has_an_output_folder_of_its_own():
+    """A run of one profile never meets another profile's results (or deletes them with --overwrite)."""
+    profiles = sorted(DEFAULT_CONFIG.parent.glob("*.yaml"))
+    folders = {load_settings(profile).output.path for profile in profiles}
+    assert len(folders) == len(profiles) > 1
+
+
 def test_kafka_settings_are_checked():
     with pytest.raises(SettingsError, match="kafka.starting_timestamp_ms"):
         load_settings(overrides=["kafka.starting_offsets=timestamp"])
