@@ -95,6 +95,9 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     # MLflow's INFO lines (database set-up, example validation) say nothing a user can act on; its
     # import sets its logger's level, so this comes after.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # A store error (a full disk) is logged there with its whole traceback before it is raised; the
+    # client reports the raised error in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     while True:
         try:
             step, args = pickle.load(requests)

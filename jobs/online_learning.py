@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cancelled: {exc or 'before the job started'}", file=sys.stderr)
         return 130
     except JobFailed as exc:
-        print(f"error: job failed: {exc} (the MLflow run ends FAILED with this reason)", file=sys.stderr)
+        print(f"error: job failed: {exc}" + (f" ({exc.run_note})" if exc.run_note else ""), file=sys.stderr)
         return 1
     except OSError as exc:  # before the job: the output folder or the store cannot be written
         print(f"error: {failure_line(exc)}", file=sys.stderr)

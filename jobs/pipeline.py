@@ -1,15 +1,15 @@
 """The job graph: source -> triage -> batches per (user shard, slice) -> features -> (trainer, predictor) -> sinks.
 
-    lines -> TriageLines (pandas UDF) -> watermark -> slices per shard (SQL) -> key_by(shard) -> UserFeatures
+    chunks -> ReadChunks (or lines -> TriageStream) -> parts + stamps -> slices per shard (SQL) -> key_by(shard) -> UserFeatures
                |                                                                    |  +-> key_by(const) -> TrainOnWindows
                +-> dead letters (invalid, late)         dead letters (duplicates) <-+  |       | snapshots (broadcast)
                                                                                        +-> key_by(shard) -> ScoreEvents -> predictions
                                                                        drift events (trainer) -> drift
 
-Events cross into Python in batches: the triage function takes Arrow batches of lines, and
-Flink SQL groups the timely events of each user shard and event-time slice into one record
-(ARRAY_AGG) before the per-user operators see them. Only Java runs per event between Python
-stages. Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or
+Files cross into Python in chunks of thousands of lines (parallel readers, one per subtask); a
+Kafka stream line by line through one keyed triage. Flink SQL groups the timely events of each
+user shard and event-time slice into one record (ARRAY_AGG) before the per-user operators see
+them. Lines come from files or Kafka; predictions, dead letters and drift go to JSONL files or
 Kafka topics; snapshots always go to files (and MLflow).
 
 Every stateful DataStream operator has a stable uid so that savepoints survive code changes; the
@@ -37,8 +37,6 @@ from pyflink.datastream.connectors.file_system import (
 from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-from pyflink.table.expressions import col
-from pyflink.table.udf import udf
 
 from conf.settings import Settings
 from jobs.input_sample import input_files
@@ -50,9 +48,9 @@ from operators.report_to_mlflow import ReportToMlflow
 from operators.score_events import SNAPSHOTS, ScoreEvents
 from operators.tags import DEAD_LETTERS, DRIFT_EVENTS, TRAINING_ROWS
 from operators.train_on_windows import TrainOnWindows
-from operators.triage_lines import TRIAGE_TYPE, TriageLines
+from operators.triage_stream import TriageStream
 from udfs.features.chunks import MAX_PARALLELISM, Chunk, plan_chunks, reader_keys
-from udfs.features.slice_batches import BLOB_SEPARATOR, EVENT_SEPARATOR
+from udfs.features.slice_batches import BLOB_SEPARATOR
 from udfs.features.user_features import UserFeatureExtractor
 
 OUTPUTS = ("predictions", "dead_letters", "drift", "snapshots")
@@ -209,66 +207,47 @@ def _chunk_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
         .process(ReadChunks(settings, chunks, keys, finished), output_type=PART_TYPE) \
         .uid("reader").name("reader").set_parallelism(readers).set_max_parallelism(MAX_PARALLELISM)
     dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()
-    # The conversion runs at the readers' parallelism, chained to them: each subtask's watermark is
-    # its one reader's stamp (a conversion fed by several readers would take the newest of theirs).
-    t_env.get_config().set("table.exec.resource.default-parallelism", str(readers))
+    return _batched_parts(t_env, parts, readers, settings.batching.slice_ms), dead_letters
+
+
+def _batched_parts(t_env: StreamTableEnvironment, parts: DataStream, parallelism: int, slice_ms: int) -> DataStream:
+    """The front's parts (PART_TYPE), batched by Flink SQL per (shard, slice) under the watermark their
+    stamps make."""
+    # The conversion runs at the front's parallelism, chained to it: each subtask's watermark is its
+    # one reader's stamp (a conversion fed by several readers would take the newest of theirs).
+    t_env.get_config().set("table.exec.resource.default-parallelism", str(parallelism))
     schema = Schema.new_builder() \
         .column("shard", DataTypes.INT()).column("slice_start", DataTypes.BIGINT()) \
         .column("events", DataTypes.STRING()).column("stamp", DataTypes.BIGINT()) \
         .column_by_expression("rt", "TO_TIMESTAMP_LTZ(slice_start, 3)") \
         .column_by_expression("wt", "TO_TIMESTAMP_LTZ(stamp, 3)") \
         .watermark("rt", "wt").build()
-    t_env.create_temporary_view("chunk_parts", t_env.from_data_stream(parts, schema))
+    t_env.create_temporary_view("front_parts", t_env.from_data_stream(parts, schema))
     batches = t_env.sql_query(f"""
         SELECT shard, ARRAY_JOIN(ARRAY_AGG(events), '{BLOB_SEPARATOR}') AS events
-        FROM TABLE(TUMBLE((SELECT * FROM chunk_parts WHERE shard <> {MARKER_SHARD}), DESCRIPTOR(rt),
-                          {_interval(settings.batching.slice_ms)}))
+        FROM TABLE(TUMBLE((SELECT * FROM front_parts WHERE shard <> {MARKER_SHARD}), DESCRIPTOR(rt),
+                          {_interval(slice_ms)}))
         GROUP BY shard, window_start, window_end""")
-    return t_env.to_data_stream(batches), dead_letters
+    return t_env.to_data_stream(batches)
 
 
 def _stream_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings,
                   input_paths: list[str]) -> tuple[DataStream, DataStream]:
-    """Kafka, and files then Kafka: one source and a vectorised triage in one sequence (parallelism
-    1), so the whole stream is one split for lateness."""
+    """Kafka, and files then Kafka: one source and a keyed triage in one sequence (parallelism 1), so
+    the whole stream is one split for lateness, its newest event time in Flink state."""
     if settings.source.kind == "kafka":
         source = kafka_source(settings.kafka)
     else:  # hybrid: the files to their end, then Kafka: one source, one job
         source = HybridSource.builder(_file_source(input_paths)).add_source(kafka_source(settings.kafka)).build()
-    # A quiet Kafka partition never holds the watermark back (no idleness timeout, whose status change
-    # can overtake a watermark held in a Python operator). The type named: Java cannot infer it
-    # through HybridSource's generic parameter.
+    # A quiet Kafka partition never holds the watermark back: the triage's stamps make it (no
+    # idleness timeout). The type named: Java cannot infer it through HybridSource's generic parameter.
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "interactions", type_info=Types.STRING()) \
         .uid("source").set_parallelism(1)
-    t_env.get_config().set("table.exec.resource.default-parallelism", "1")
-    triage = udf(TriageLines(settings), result_type=TRIAGE_TYPE, func_type="pandas")
-    # From here on a valid line travels as its compact event (Event.to_compact): shorter than the
-    # line, and the per-user stage decodes it instead of parsing and validating the line again.
-    triaged = t_env.from_data_stream(lines).alias("line") \
-        .select(triage(col("line")).alias("t")) \
-        .select(col("t").get("event").alias("event"), col("t").get("shard").alias("shard"),
-                col("t").get("event_time").alias("event_time"), col("t").get("dead_letter").alias("dead_letter"))
-    # Back to a DataStream once, so that the triage runs once for both branches below; watermarks in
-    # Java, one millisecond behind the triage's lateness bound: no timely line is late for the slices.
-    bound_ms = settings.source.max_out_of_orderness_ms + 1
-    schema = Schema.new_builder() \
-        .column("event", DataTypes.STRING()).column("shard", DataTypes.INT()) \
-        .column("event_time", DataTypes.BIGINT()).column("dead_letter", DataTypes.STRING()) \
-        .column_by_expression("rt", "TO_TIMESTAMP_LTZ(COALESCE(event_time, 0), 3)") \
-        .watermark("rt", f"rt - INTERVAL '0.001' SECOND * {bound_ms}").build()
-    t_env.create_temporary_view("triaged_lines", t_env.from_data_stream(t_env.to_data_stream(triaged), schema))
-    dead_letters = t_env.to_data_stream(t_env.sql_query(
-        "SELECT dead_letter FROM triaged_lines WHERE dead_letter IS NOT NULL")) \
-        .map(lambda row: row[0], output_type=Types.STRING()).name("triage-dead-letters")
-    t_env.create_temporary_view("timely_events", t_env.sql_query(
-        "SELECT event, shard, rt FROM triaged_lines WHERE dead_letter IS NULL"))
-    # ARRAY_AGG then one join, not LISTAGG: LISTAGG's accumulator copies the growing text at every
-    # line (quadratic in the batch), which took 8 of the JVM's CPU-seconds on the bench's batches.
-    batches = t_env.sql_query(f"""
-        SELECT shard, ARRAY_JOIN(ARRAY_AGG(event), '{EVENT_SEPARATOR}') AS events
-        FROM TABLE(TUMBLE(TABLE timely_events, DESCRIPTOR(rt), {_interval(settings.batching.slice_ms)}))
-        GROUP BY shard, window_start, window_end""")
-    return t_env.to_data_stream(batches), dead_letters
+    parts = lines.key_by(lambda line: 0, key_type=Types.INT()) \
+        .process(TriageStream(settings), output_type=PART_TYPE) \
+        .uid("triage").name("triage").set_parallelism(1).set_max_parallelism(1)
+    dead_letters = parts.get_side_output(DEAD_LETTERS).start_new_chain()
+    return _batched_parts(t_env, parts, 1, settings.batching.slice_ms), dead_letters
 
 
 def _file_source(paths: list[str]) -> FileSource:

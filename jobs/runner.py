@@ -39,6 +39,10 @@ STOP_RETRY_S = 60.0  # how long a stop waits for a job still starting to take it
 class JobFailed(RuntimeError):
     """The job (or the client while it ran) failed; the message is the cause, in one line."""
 
+    def __init__(self, reason: str, run_note: str) -> None:
+        super().__init__(reason)
+        self.run_note = run_note  # what became of the MLflow run, for the error line ("" without one)
+
 
 class Cancelled(RuntimeError):
     """Ctrl-C before the job was submitted: nothing was read, nothing written."""
@@ -213,9 +217,11 @@ def _run(settings: Settings, record: RunRecord, stop: StopRequests) -> dict:
         if attempt.job_id is not None:
             record.state = "failed"
             _save_quietly(record, out)
+        note = ""
         if attempt.mlflow_run_id:
-            _end_failed(prepared.settings, attempt.mlflow_run_id, reason)
-        raise JobFailed(reason) from exc
+            note = "the MLflow run ends FAILED with this reason" if _end_failed(
+                prepared.settings, attempt.mlflow_run_id, reason) else "the MLflow run could not be marked FAILED"
+        raise JobFailed(reason, note) from exc
 
 
 def _execute(prepared: Prepared, record: RunRecord, stop: StopRequests, attempt: _Attempt) -> dict:
@@ -298,10 +304,12 @@ def _save_quietly(record: RunRecord, out: Path) -> None:
         print(f"warning: the run's record in {out} could not be written: {failure_line(exc)}", file=sys.stderr)
 
 
-def _end_failed(settings: Settings, run_id: str, reason: str) -> None:
-    """The MLflow run ends FAILED with the cause; if its store cannot be written either, stderr says so."""
+def _end_failed(settings: Settings, run_id: str, reason: str) -> bool:
+    """The MLflow run ends FAILED with the cause (True); if its store cannot be written either, stderr says so."""
     try:
         call_once("end_run", tracking_uri(settings), run_id, "FAILED", f"job failed: {reason}")
+        return True
     except Exception as exc:
         print(f"warning: MLflow run {run_id} could not be marked FAILED at {tracking_uri(settings)}: "
               f"{failure_line(exc)}", file=sys.stderr)
+        return False

@@ -23,6 +23,7 @@ from operators.tags import DEAD_LETTERS
 from udfs.features.chunks import Chunk, SplitProgress, read_lines, triage_chunk
 from udfs.features.events import EventValidator, LineTriage
 from udfs.features.slice_batches import by_shard_and_slice, encode_part
+from udfs.features.stamps import Stamps
 
 PART_TYPE = Types.ROW_NAMED(["shard", "slice_start", "events", "stamp"],
                             [Types.INT(), Types.LONG(), Types.STRING(), Types.LONG()])
@@ -44,9 +45,7 @@ class ReadChunks(KeyedProcessFunction):
         self.progress = runtime_context.get_state(ValueStateDescriptor("splits", Types.PICKLED_BYTE_ARRAY()))
         self.reader: int | None = None  # the one reader this subtask runs (the readers' keys place one per subtask)
         self.shards, self.slice = self.settings.batching.shards, self.settings.batching.slice_ms
-        validator = EventValidator.from_settings(self.settings)
-        # Stamps before and after any valid event time: "nothing read yet" and "all files read".
-        self.floor, self.ceiling = validator.min_event_time - 1, validator.max_event_time + 1
+        self.stamps = Stamps.from_validator(EventValidator.from_settings(self.settings))
         self.splits: list[int] = []
 
     def process_element(self, padded: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
@@ -78,5 +77,4 @@ class ReadChunks(KeyedProcessFunction):
                                "Flink's key groups (udfs/features/chunks.py reader_keys)")
 
     def _stamp(self, progress: SplitProgress) -> int:
-        watermark = progress.watermark(self.splits)
-        return self.floor if watermark is None else min(max(watermark, self.floor), self.ceiling)
+        return self.stamps.of(progress.watermark(self.splits))

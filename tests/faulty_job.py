@@ -16,9 +16,9 @@ PyFlink ships them to the workers by value.
   must not be negative").
 - ``--corrupt-candidate-at N``: the trainer makes window N's candidate confidently wrong, for
   tests of the gate and rollback (library-mode tests use :func:`corrupting_trainer` directly).
-- ``--slow-reader MS``: the file readers wait MS milliseconds before each chunk, so that a test's
-  stop lands mid-stream however fast the machine reads (a stop needs every task running, and the
-  readers outrun the rest by far).
+- ``--slow-reader MS``: the front waits MS milliseconds (a float) before each chunk (file readers)
+  or each line (the stream triage), so that a test's stop or failure lands mid-stream however fast
+  the machine reads (a stop needs every task running, and the readers outrun the rest by far).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from udfs.learning.window_trainer import TrainerState, WindowTrainer
 # operator -> (its class in jobs.pipeline, the method that receives records, records in one call)
 FAULTS: dict[str, tuple[str, str, Callable[[Any], int]]] = {
     "reader": ("ReadChunks", "process_element", lambda chunk: 1),  # counts chunks, not lines
+    "triage": ("TriageStream", "process_element", lambda line: 1),  # the Kafka and hybrid front
     "user-features": ("UserFeatures", "process_element", lambda batch: len(batch_events(batch.events))),
     "trainer": ("TrainOnWindows", "process_element", lambda keyed: len(keyed[1])),
     "predictor": ("ScoreEvents", "process_element", lambda keyed: len(keyed[1])),
@@ -127,15 +128,15 @@ def corrupting_operator(at_window: int) -> type:
     return CorruptingTrainOnWindows
 
 
-def slow_reader(delay_ms: int) -> type:
-    """The file reader, waiting ``delay_ms`` before each chunk."""
-    base = pipeline.ReadChunks
+def slowed(class_name: str, delay_ms: float) -> type:
+    """A front operator's class (``ReadChunks``, ``TriageStream``), waiting ``delay_ms`` before each record."""
+    base = getattr(pipeline, class_name)
 
-    def process_element(self: Any, padded: Any, ctx: Any) -> Any:
+    def process_element(self: Any, record: Any, ctx: Any) -> Any:
         time.sleep(delay_ms / 1000)
-        return base.process_element(self, padded, ctx)
+        return base.process_element(self, record, ctx)
 
-    return type("SlowReadChunks", (base,), {"process_element": process_element})
+    return type(f"Slow{class_name}", (base,), {"process_element": process_element})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,18 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-close", choices=sorted(FAULTS),
                         help="the operator whose close() fails when --fail's failure cancels it (stops its TaskManager)")
     parser.add_argument("--corrupt-candidate-at", type=int, metavar="WINDOW", help="the window whose candidate is corrupted")
-    parser.add_argument("--slow-reader", type=int, metavar="MS", help="the file readers wait this long before each chunk")
+    parser.add_argument("--slow-reader", type=float, metavar="MS",
+                        help="the front waits this long before each chunk (files) or line (Kafka, hybrid)")
     args, job_args = parser.parse_known_args(argv)
     if args.fail_close and args.fail_close == args.fail:
         parser.error("--fail-close needs an operator other than --fail's: that one fails, it is not cancelled")
+    if args.slow_reader:  # before --fail, which subclasses the slowed front
+        for front in ("ReadChunks", "TriageStream"):
+            setattr(pipeline, front, slowed(front, args.slow_reader))
     if args.fail:
         setattr(pipeline, FAULTS[args.fail][0], failing_once(args.fail, args.after, args.after_a_checkpoint))
     if args.fail_close:
         setattr(pipeline, FAULTS[args.fail_close][0], closing_fails_once(args.fail_close))
     if args.corrupt_candidate_at:
         pipeline.TrainOnWindows = corrupting_operator(args.corrupt_candidate_at)
-    if args.slow_reader:
-        pipeline.ReadChunks = slow_reader(args.slow_reader)
     return online_learning.main(job_args)
 
 

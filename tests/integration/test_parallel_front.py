@@ -5,6 +5,7 @@ Each run is compared with library mode, which gives a run that never failed."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -16,7 +17,7 @@ from conf.settings import load_settings
 from jobs.progress import lines_written
 from jobs.run_summary import read_snapshots
 from scripts.broker import wait_until
-from tests.faulty_job import FAILURE_MARKER
+from tests.faulty_job import FAILURE_MARKER, completed_checkpoints
 from tests.integration.conftest import REPO, differing_predictions, job_command, outputs, run_job
 from udfs.offline.library_mode import run_library
 from udfs.sim.stream_generator import StreamSpec, generate_events
@@ -104,3 +105,25 @@ def test_stop_and_resume_after_late_events_loses_and_doubles_nothing(tmp_path: P
     assert 0 < lines_written(out / "predictions") < len(lines), "the stop should land mid-stream"
     run_job(tmp_path / "events.jsonl", out, *OVERRIDES, *kind, resume=match.group(1))
     assert_as_library_mode(out, lines, overrides=kind)
+
+
+def test_sigkill_and_resume_from_the_newest_checkpoint_after_late_events(tmp_path: Path) -> None:
+    # The client and its MiniCluster killed at once (no savepoint, no run record update), once a
+    # checkpoint holds some predictions; resumed from the newest checkpoint Flink left behind.
+    lines = late_stream()
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    first = subprocess.Popen(job_command(tmp_path / "events.jsonl", out, *OVERRIDES, module="tests.faulty_job")
+                             + ["--slow-reader", "100"], cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: len(outputs(out, "predictions")) >= 2_000 or first.poll() is not None, 300,
+                   "2,000 committed predictions", 0.2)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(60)
+    finally:
+        first.kill()
+    assert 0 < len(outputs(out, "predictions")) < len(lines), "the kill should land mid-stream"
+    newest = max(completed_checkpoints(out / "checkpoints"), key=lambda chk: int(chk.name.split("-")[1]))
+    run_job(tmp_path / "events.jsonl", out, *OVERRIDES, resume=str(newest))
+    assert_as_library_mode(out, lines)

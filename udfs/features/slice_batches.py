@@ -2,10 +2,10 @@
 
 Flink SQL groups the timely events of each (user shard, slice) into one record, so Python is
 called once per batch. The events come as *parts*: one per file chunk (the chunk readers, see
-udfs/features/chunks.py) or one for the whole slice (the Kafka front). A part starts with the
-chunk it came from, so that the per-user stage can put the parts in a fixed order (split, then
-chunk) whatever order the readers' records reached SQL in; within a part, events keep their
-split's order. Control characters separate parts and events: JSON escapes them inside a string.
+udfs/features/chunks.py) or one per event (the stream front, numbered in arrival order). A part
+starts with the chunk it came from, so that the per-user stage can put the parts in a fixed order
+(split, then chunk) whatever order the front's records reached SQL in; within a part, events keep
+their split's order. Control characters separate parts and events: JSON escapes them inside a string.
 
 >>> from udfs.features.events import Event
 >>> e1 = Event("e1", "u1", None, 1_000, {}, {}, None)
@@ -13,8 +13,6 @@ split's order. Control characters separate parts and events: JSON escapes them i
 >>> text = BLOB_SEPARATOR.join([encode_part(1, 0, [e2.to_compact()]), encode_part(0, 3, [e1.to_compact()])])
 >>> [e.event_id for e in batch_events(text)]
 ['e1', 'e2']
->>> [e.event_id for e in batch_events(EVENT_SEPARATOR.join([e2.to_compact(), e1.to_compact()]))]  # one part, no header
-['e2', 'e1']
 """
 
 from __future__ import annotations
@@ -39,13 +37,12 @@ def encode_part(split: int, chunk: int, compact_events: list[str]) -> str:
 
 
 def batch_events(text: str) -> list[Event]:
-    """The events of one batch record, parts ordered by (split, chunk); a part without a header
-    (the Kafka front's whole-slice batch) counts as (0, 0)."""
+    """The events of one batch record, parts ordered by (split, chunk)."""
     parts = []
     for part in text.split(BLOB_SEPARATOR):
-        header, _, events = part.rpartition(HEADER_END)
+        header, _, events = part.partition(HEADER_END)
         split, _, chunk = header.partition(":")
-        parts.append(((int(split or 0), int(chunk or 0)), events))
+        parts.append(((int(split), int(chunk)), events))
     parts.sort(key=lambda p: p[0])
     return [Event.from_compact(event) for _, events in parts if events for event in events.split(EVENT_SEPARATOR)]
 
