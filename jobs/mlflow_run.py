@@ -115,8 +115,10 @@ def run_page(settings: Settings, run_id: str) -> str:
     return f"{ui_address(settings)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def run_status(uri: str, run_id: str) -> str:
-    return MlflowClient(uri).get_run(run_id).info.status
+def run_state(uri: str, run_id: str) -> tuple[str, str | None]:
+    """The run's status and the Flink job that logs into it now (a resumed run's is its latest job)."""
+    run = MlflowClient(uri).get_run(run_id)
+    return run.info.status, run.data.tags.get(FLINK_JOB_TAG)
 
 
 def reconcile(settings: Settings, run_id: str, snapshots: list[dict]) -> int:

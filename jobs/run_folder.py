@@ -30,7 +30,7 @@ class RunRecord:
     """What the output folder holds: one run's results.
 
     ``newest``: the savepoint or checkpoint (a URI) that continues the run where its committed outputs
-    end; None before the first commit. ``state``: running, stopped, failed or finished.
+    end; None before the first commit. ``state``: running, stopped, cancelled, failed or finished.
     """
 
     run_id: str
@@ -45,9 +45,9 @@ class RunRecord:
         return RunRecord(**json.loads(path.read_text())) if path.is_file() else None
 
     def resume_point(self, checkpoint_dir: Path) -> str | None:
-        """Where the run continues from: its savepoint, or, if its last job was killed or failed, that
-        job's newest completed checkpoint (the one its committed outputs end at)."""
-        if self.state in ("running", "failed") and self.job_ids:
+        """Where the run continues from: its savepoint, or, if its last job was killed, cancelled or
+        failed, that job's newest completed checkpoint (the one its committed outputs end at)."""
+        if self.state in ("running", "cancelled", "failed") and self.job_ids:
             return newest_checkpoint(checkpoint_dir, self.job_ids[-1]) or self.newest
         return self.newest
 
@@ -117,6 +117,17 @@ def _stale(holder: dict) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def end_record(out: Path, job_id: str, state: str, newest: str | None = None) -> None:
+    """Marks the run in ``out`` ended (``state``; ``newest``: its savepoint) if its record still says its
+    job ``job_id`` runs. A detached job's client has exited before the job ends, so the tool that
+    cancels or watches it ends the record; a later run's record (``--overwrite``) is left alone."""
+    record = RunRecord.load(out)
+    if record is None or record.state != "running" or record.job_ids[-1:] != [job_id]:
+        return
+    record.state, record.newest = state, newest or record.newest
+    record.save(out)
 
 
 def holds_results(out: Path, names: tuple[str, ...]) -> bool:

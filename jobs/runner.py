@@ -251,7 +251,8 @@ def _execute(prepared: Prepared, record: RunRecord, stop: StopRequests, attempt:
             mlflow.call("tag_job", settings, run_id, job_id)
     if not settings.job.wait_for_completion:
         logged_to = f"; MLflow run {run_id} at {tracking_uri(settings)}" if run_id else ""
-        print(f"submitted; JobID {job_id}{logged_to}", flush=True)
+        # The last item is the folder whose run record `flink_cluster.py` ends when the job does.
+        print(f"submitted; JobID {job_id}{logged_to}; outputs {out}", flush=True)
         return {"job_id": job_id, "mlflow_run_id": run_id}
     if settings.job.resume_from is not None:
         print(f"resuming from {settings.job.resume_from}", flush=True)

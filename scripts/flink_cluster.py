@@ -41,7 +41,7 @@ HOME = REPO / ".cache" / "flink-cluster"
 CONF_DIR, LOG_DIR, PID_DIR, TMP_DIR, LIB_DIR = (HOME / name for name in ("conf", "log", "pid", "tmp", "lib"))
 SHIP_DIR = HOME / "ship"  # jars and Python packages, bundled for `flink run`
 STATE = HOME / "cluster.json"  # the REST address of the running local cluster
-RUNS = HOME / "mlflow-runs.json"  # job id -> the MLflow run its client created at `submit`
+SUBMITTED = HOME / "submitted-jobs.json"  # job id -> the run its client started at `submit`: MLflow run, outputs
 DEFAULT_JOB = REPO / "jobs" / "online_learning.py"
 DAEMON_CLASSES = {"jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner"}
 START_TIMEOUT_S = 120.0
@@ -49,9 +49,10 @@ STOP_TIMEOUT_S = 30.0
 SUBMIT_TIMEOUT_S = 300.0
 CANCEL_TIMEOUT_S = 60.0
 SAVEPOINT_TIMEOUT_S = 300.0
-# A Flink job's end -> its MLflow run's end status and the reason tagged on it.
+# A Flink job's end -> its MLflow run's end status and the reason tagged on it, and its run record's state.
 RUN_ENDS = {"CANCELED": ("KILLED", "job cancelled in Flink"), "FAILED": ("FAILED", "job failed in Flink"),
             "FINISHED": ("FINISHED", "job finished in Flink")}
+RECORD_ENDS = {"CANCELED": "cancelled", "FAILED": "failed", "FINISHED": "finished"}
 
 
 def flink_home() -> Path:
@@ -75,8 +76,37 @@ def _env() -> dict[str, str]:
     return env
 
 
+class CommandFailed(RuntimeError):
+    """A distribution script exited non-zero; ``output``: all it printed."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class ClientError(RuntimeError):
+    """The job's client (the Python script under `flink run`) exited with ``exit_code`` and said why in its
+    own one-line ``error: ...`` (without that prefix here); 2: it refused to start the job."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def client_error(output: str) -> ClientError | None:
+    """The client's own error line and exit status from a failed `flink run`'s output, else None.
+
+    `flink run -py` reports any non-zero exit of the client as a Java ProgramAbortException trace; the
+    client's ``error:`` line before it is what the user needs, as the local job prints it (or as
+    argparse does: ``PROG: error: ...``, after the usage).
+    """
+    code = re.search(r"Python process exits with code: (\d+)", output)
+    said = re.findall(r"^(?:[\w./ -]+: )?error: (.+)$", output, re.MULTILINE)
+    return ClientError(said[-1], int(code.group(1))) if code and said else None
+
+
 def _run(cmd: Sequence[str], what: str, timeout_s: float) -> str:
-    """Runs a distribution script with the project's Flink env; its output, or RuntimeError with it."""
+    """Runs a distribution script with the project's Flink env; its output, or CommandFailed with it."""
     try:
         proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:  # e.g. a job script that waits for its job to end, under `flink run -d`
@@ -85,7 +115,7 @@ def _run(cmd: Sequence[str], what: str, timeout_s: float) -> str:
                            f"{output[-4000:]}") from None
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{output[-4000:]}")
+        raise CommandFailed(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{output[-4000:]}", output)
     return output
 
 
@@ -401,6 +431,7 @@ def submit(py_file: Path | str = DEFAULT_JOB, job_args: Sequence[str] = (), rest
     """`flink run -d -py` a PyFlink job; returns its job id.
 
     ``jars`` default to the Kafka connector, ``pyfiles`` to the project's packages; pass [] for none.
+    ClientError when the job's client exited with an error of its own (e.g. refused to start).
     """
     address = rest_address(rest)
     jar_paths = [Path(j).resolve() for j in (kafka_jars() if jars is None else jars)]
@@ -413,52 +444,76 @@ def submit(py_file: Path | str = DEFAULT_JOB, job_args: Sequence[str] = (), rest
         cmd += ["-pyfs", ",".join(map(str, py_paths))]
     cmd += ["--", *job_args]  # everything after `--` goes to the job, even arguments that look like flink's
     print(f"[flink_cluster] submitting {py_file} to {address}", flush=True)
-    output = _run(cmd, "flink run", SUBMIT_TIMEOUT_S)
+    try:
+        output = _run(cmd, "flink run", SUBMIT_TIMEOUT_S)
+    except CommandFailed as exc:
+        raise client_error(exc.output) or exc from None
     found = re.search(r"JobID ([0-9a-f]{32})", output)
     if not found:
         raise RuntimeError(f"flink run printed no job id:\n{output[-4000:]}")
-    if run := re.search(r"MLflow run ([0-9a-f]{32}) at (\S+)", output):
-        _runs_update({found.group(1): {"run_id": run.group(1), "tracking_uri": run.group(2)}})
+    started: dict[str, str] = {}
+    if run := re.search(r"MLflow run ([0-9a-f]{32}) at ([^\s;]+)", output):
+        started |= {"run_id": run.group(1), "tracking_uri": run.group(2)}
+    if outputs := re.search(r"^submitted; .*; outputs (.+)$", output, re.MULTILINE):
+        started["output"] = outputs.group(1)
+    if started:
+        _submitted_update({found.group(1): started})
     return found.group(1)
 
 
-def _runs() -> dict[str, dict[str, str]]:
-    return json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+def _submitted() -> dict[str, dict[str, str]]:
+    return json.loads(SUBMITTED.read_text()) if SUBMITTED.is_file() else {}
 
 
-def _runs_update(update: dict[str, dict[str, str]]) -> None:
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    RUNS.write_text(json.dumps({**_runs(), **update}, indent=1))
+def _submitted_update(update: dict[str, dict[str, str]]) -> None:
+    SUBMITTED.parent.mkdir(parents=True, exist_ok=True)
+    SUBMITTED.write_text(json.dumps({**_submitted(), **update}, indent=1))
 
 
-def end_mlflow_runs(rest: str | None = None, job_ids: Sequence[str] | None = None,
-                    savepoint: str | None = None) -> dict[str, str]:
-    """Ends the MLflow run of each job submitted from here that Flink reports over (cancelled,
-    failed, finished); returns job id -> the run's status.
+def end_runs(rest: str | None = None, job_ids: Sequence[str] | None = None,
+             savepoint: str | None = None) -> dict[str, str]:
+    """Ends the run of each job submitted from here that Flink reports over (cancelled, failed,
+    finished): its MLflow run and its output folder's run record; returns job id -> the MLflow run's status.
 
-    A detached job's client has exited, so nothing else would: a cancelled job's run stayed
-    RUNNING forever. ``savepoint``: the jobs were stopped with it (the run says so, and where).
+    A detached job's client has exited, so nothing else would: a cancelled job's MLflow run stayed
+    RUNNING and its record "running" forever. ``savepoint``: the jobs were stopped with it (the run
+    says so, and where; the record continues from it).
     """
-    from jobs.mlflow_run import end_run, run_status  # MLflow loads in seconds: only commands that need it
+    from jobs.mlflow_run import end_run, run_state  # MLflow loads in seconds: only commands that need it
+    from jobs.run_folder import end_record
 
     address, statuses = rest_address(rest), {}
-    for job_id, run in _runs().items():
+    for job_id, run in _submitted().items():
         if job_ids is not None and job_id not in job_ids:
             continue
         try:
             state = job_status(job_id, address)
         except OSError:  # not a job of this cluster (any more)
             continue
-        status = run_status(run["tracking_uri"], run["run_id"])
-        if state in RUN_ENDS and status == "RUNNING":
+        stopped_at = savepoint or (stopped_with_savepoint(job_id, address) if state == "FINISHED" else None)
+        if "output" in run and state in RECORD_ENDS:
+            end_record(Path(run["output"]), job_id, "stopped" if stopped_at else RECORD_ENDS[state], stopped_at)
+        if "run_id" not in run:
+            continue
+        status, logging_job = run_state(run["tracking_uri"], run["run_id"])
+        # a run resumed by a later job is that job's to end, not this one's
+        if state in RUN_ENDS and status == "RUNNING" and logging_job in (job_id, None):
             status, reason = RUN_ENDS[state]
-            if savepoint is not None:
+            if stopped_at is not None:
                 status, reason = "KILLED", "stopped with a savepoint; resume the job from it to continue this run"
             elif state == "FAILED":
                 reason += f": {(job_failure(job_id, address).strip().splitlines() or [''])[0]}"
-            end_run(run["tracking_uri"], run["run_id"], status, reason, savepoint)
+            end_run(run["tracking_uri"], run["run_id"], status, reason, stopped_at)
         statuses[job_id] = status
     return statuses
+
+
+def stopped_with_savepoint(job_id: str, rest: str | None = None) -> str | None:
+    """Where a FINISHED job's stop-with-savepoint (`flink stop`, say) put it; None if it read its input
+    to the end. Such a job continues from there, so neither its MLflow run nor its record ends finished."""
+    latest = _rest(rest_address(rest), f"/jobs/{job_id}/checkpoints").get("latest") or {}
+    savepoint = latest.get("savepoint") or {}
+    return savepoint.get("external_path") if savepoint.get("checkpoint_type") == "SYNC_SAVEPOINT" else None
 
 
 def job_status(job_id: str, rest: str | None = None) -> str:
@@ -485,17 +540,19 @@ def job_failure(job_id: str, rest: str | None = None) -> str:
 
 
 def cancel(job_id: str, rest: str | None = None) -> None:
-    """Cancels the job, waits until it is CANCELED (or otherwise over) and ends its MLflow run as KILLED."""
+    """Cancels the job, waits until it is CANCELED (or otherwise over) and ends its run: MLflow KILLED,
+    the output folder's record cancelled (its newest checkpoint is retained: `--resume` continues it)."""
     address = rest_address(rest)
     _rest(address, f"/jobs/{job_id}?mode=cancel", method="PATCH")
     wait_until(lambda: job_status(job_id, address) in RUN_ENDS, CANCEL_TIMEOUT_S, f"job {job_id} to cancel", 0.5)
-    end_mlflow_runs(address, [job_id])
+    end_runs(address, [job_id])
 
 
 def stop_job(job_id: str, directory: Path, rest: str | None = None) -> str:
     """Stops the job with a savepoint under ``directory``; returns the savepoint's location.
 
-    The job's MLflow run ends as KILLED with the savepoint tagged: `--resume` it to carry the run on.
+    The job's MLflow run ends as KILLED with the savepoint tagged, and its record stopped at the
+    savepoint: `--resume` it to carry the run on.
     """
     address = rest_address(rest)
     trigger = _rest(address, f"/jobs/{job_id}/stop", method="POST",
@@ -511,7 +568,7 @@ def stop_job(job_id: str, directory: Path, rest: str | None = None) -> str:
         raise RuntimeError(f"stop with a savepoint failed: {done['operation']['failure-cause'].get('class')}")
     location = done["operation"]["location"]
     wait_until(lambda: job_status(job_id, address) in RUN_ENDS, CANCEL_TIMEOUT_S, f"job {job_id} to stop", 0.5)
-    end_mlflow_runs(address, [job_id], savepoint=location)
+    end_runs(address, [job_id], savepoint=location)
     return location
 
 
@@ -527,8 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rest-port", type=int, default=8081, help="REST API and web UI (default: %(default)s)")
     sub.add_parser("stop", help="stop the local cluster, leaving no process")
     sub.add_parser("status", help="the local cluster's processes, TaskManagers and slots")
-    for name, what in (("jobs", "list jobs (and end the MLflow runs of jobs that are over)"),
-                       ("cancel", "cancel a job (its MLflow run ends as KILLED)"),
+    for name, what in (("jobs", "list jobs (and end the runs of jobs that are over: MLflow, run.json)"),
+                       ("cancel", "cancel a job (its MLflow run ends as KILLED, its run.json cancelled)"),
                        ("stop-job", "stop a job with a savepoint (its MLflow run ends as KILLED, savepoint tagged)"),
                        ("submit", "flink run -d a PyFlink job")):
         cmd = sub.add_parser(name, help=what)
@@ -557,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             info = overview(rest) if rest else None
             print(f"REST {rest}: {json.dumps(info)}" if info else "REST: not answering")
         elif args.command == "jobs":
-            runs = end_mlflow_runs(args.rest_address)
+            runs = end_runs(args.rest_address)
             for job in list_jobs(args.rest_address):
                 run = f" (MLflow run {runs[job['jid']]})" if job["jid"] in runs else ""
                 print(job["jid"], job["state"], job["name"] + run)
@@ -572,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"submitted job {job_id}\nFlink web UI     http://{rest_address(args.rest_address)}/#/job/running/{job_id}"
                   f"\nwhen it is over  `python scripts/flink_cluster.py jobs` ends its MLflow run"
                   f"\ncancel / stop    `python scripts/flink_cluster.py cancel {job_id}` / `stop-job {job_id}`")
+    except ClientError as exc:  # the client's own one line, as the local job prints it; 2: start refused
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (RuntimeError, FileNotFoundError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

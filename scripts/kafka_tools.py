@@ -3,6 +3,7 @@
     python scripts/kafka_tools.py create-topics --bootstrap 127.0.0.1:9092 interactions predictions:2
     python scripts/kafka_tools.py replay --bootstrap 127.0.0.1:9092 --topic interactions --file events.jsonl --rate 2000
     python scripts/kafka_tools.py replay --bootstrap 127.0.0.1:9092 --topic interactions --generate --events 50000
+    python scripts/kafka_tools.py replay ... --generate --start 2026-01-01T00:00:00Z   # the fixed, reproducible stream
     python scripts/kafka_tools.py tail --bootstrap 127.0.0.1:9092 --topic predictions --from-beginning --max 10
 
 Reads never trust a topic's end offset: the test broker (Tansu) under-reports ListOffsets(LATEST),
@@ -25,6 +26,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from jobs.kafka_client import records
 from scripts.broker import PROGRESS_EVERY_S
+from udfs.features.events import parse_time
 from udfs.sim.stream_generator import StreamSpec, generate_events
 
 
@@ -92,9 +94,31 @@ def _file_lines(path: Path) -> Iterator[bytes]:
                 yield line
 
 
-def _generated_lines(events: int, seed: int) -> Iterator[str]:
-    for event in generate_events(StreamSpec(n_events=events, seed=seed)):
+def generated_spec(events: int, seed: int, rate: float, start: int | None, now_ms: int) -> StreamSpec:
+    """``start`` given: the generator's fixed stream from there (3 h of event time), the same every time.
+
+    Else a live-like stream from ``now_ms``: at a ``rate``, its event times keep pace with the sends
+    (``events / rate`` seconds), as a live producer's would, so that the next replay's events are all
+    newer than this one's and a job that continues from committed offsets does not find them late.
+    """
+    if start is not None:
+        return StreamSpec(n_events=events, seed=seed, start_ms=start)
+    duration_s = events / rate if rate > 0 else StreamSpec.duration_s
+    return StreamSpec(n_events=events, seed=seed, start_ms=now_ms, duration_s=duration_s)
+
+
+def _generated_lines(spec: StreamSpec, live: bool) -> Iterator[str]:
+    """``live``: event ids carry the replay's start, so that a second replay's events are new events to a
+    job that saw the first (not ``duplicate_event_id``); else the generator's own, reproducible ids."""
+    for event in generate_events(spec):
+        if live:
+            event["event_id"] = f"{event['event_id']}-{spec.start_ms}"
         yield json.dumps(event, separators=(",", ":"))
+
+
+def start_ms(value: str) -> int:
+    """``--start``: epoch milliseconds or an ISO-8601 time (naive means UTC)."""
+    return int(value) if value.isdigit() else parse_time(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--generate", action="store_true", help="udfs.sim.stream_generator's stream")
     r.add_argument("--events", type=int, default=defaults.n_events, help="with --generate (default: %(default)s)")
     r.add_argument("--seed", type=int, default=defaults.seed, help="with --generate (default: %(default)s)")
+    r.add_argument("--start", type=start_ms, metavar="ISO_OR_EPOCH_MS",
+                   help="with --generate: the generator's fixed stream from this event time (the same ids and times "
+                        "every time), e.g. 2026-01-01T00:00:00Z; default: live-like, from now, at the pace of "
+                        "--rate, with ids of this replay's own")
     r.add_argument("--rate", type=float, default=0.0, help="events per second (default 0: as fast as possible)")
     r.add_argument("--key-field", default="user_id", help="JSON field used as the record key (default: %(default)s)")
     t = sub.add_parser("tail", help="print values")
@@ -128,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             create_topics(args.bootstrap, args.topics)
             print(f"topics ready: {' '.join(args.topics)}")
         elif args.command == "replay":
-            lines = _generated_lines(args.events, args.seed) if args.generate else _file_lines(args.file)
+            if args.generate:
+                spec = generated_spec(args.events, args.seed, args.rate, args.start, time.time_ns() // 1_000_000)
+                lines = _generated_lines(spec, live=args.start is None)
+            else:
+                lines = _file_lines(args.file)
             count = replay_lines(args.bootstrap, args.topic, lines, args.rate, args.key_field,
                                  total=args.events if args.generate else None)
             print(f"produced {count} records to {args.topic}")

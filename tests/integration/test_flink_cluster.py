@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from conf.settings import load_settings
 from jobs.kafka_client import consume
+from jobs.run_folder import RunRecord
 from scripts.broker import Broker, free_port, wait_until
 from scripts.flink_cluster import (
     LOG_DIR,
@@ -35,6 +36,7 @@ from scripts.flink_cluster import (
     start_taskmanager,
     stop_cluster,
     stop_job,
+    stopped_with_savepoint,
     submit,
     tasks_running,
 )
@@ -199,6 +201,9 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
         # library once per JVM): stop with a savepoint, resume it, cancel, submit a fresh job.
         savepoint = stop_job(job_id, tmp_path / "savepoints", cluster)
         assert client.get_run(run.info.run_id).info.status == "KILLED"
+        stopped = RunRecord.load(tmp_path / "out")
+        assert (stopped.state, stopped.newest) == ("stopped", savepoint), "the run record continues from the savepoint"
+        assert stopped_with_savepoint(job_id, cluster) == savepoint, "how `jobs` tells a stop from a finished input"
         resumed = submit(job_args=[*args, "--resume", savepoint], rest=cluster)
         wait_for_a_checkpoint(resumed, cluster)
         assert client.get_run(run.info.run_id).info.status == "RUNNING", "a resumed job logs into its run"
@@ -209,6 +214,14 @@ def test_the_online_learning_job_on_the_cluster_between_kafka_and_mlflow(cluster
         ended = client.get_run(run.info.run_id)
         assert ended.info.status == "KILLED", "a cancelled job's MLflow run must not stay RUNNING"
         assert ended.data.tags["end_reason"] == "job cancelled in Flink"
+        assert RunRecord.load(tmp_path / "out").state == "cancelled", "a cancelled job's record must not stay running"
+
+        # A second job on the cancelled run's folder is refused by its client: that one line, as the local job says it.
+        refused = subprocess.run([sys.executable, "scripts/flink_cluster.py", "submit", "--rest-address", cluster,
+                                  "--", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith(f"error: --output {tmp_path / 'out'}: holds the results of the cancelled run")
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
 
         fresh = submit(job_args=[*args[:2], "--output", str(tmp_path / "out-fresh"), *args[4:]], rest=cluster)
         wait_for_a_checkpoint(fresh, cluster)

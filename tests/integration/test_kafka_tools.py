@@ -77,7 +77,8 @@ def test_cli_replays_a_file_and_the_generator_and_tails_them(tmp_path: Path) -> 
         run_cli("create-topics", *bootstrap, "from-file:2", "generated")
         assert run_cli("replay", *bootstrap, "--topic", "from-file", "--file", str(events_file), "--rate", "5000") \
             .strip() == f"produced {len(file_lines)} records to from-file"
-        assert run_cli("replay", *bootstrap, "--topic", "generated", "--generate", "--events", "300", "--seed", "3") \
+        assert run_cli("replay", *bootstrap, "--topic", "generated", "--generate", "--events", "300", "--seed", "3",
+                       "--start", "2026-01-01T00:00:00Z") \
             .strip() == "produced 300 records to generated"
         tailed = run_cli("tail", *bootstrap, "--topic", "from-file", "--from-beginning", "--max", str(len(file_lines)),
                          "--timeout-s", "60").splitlines()
