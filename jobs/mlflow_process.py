@@ -52,7 +52,8 @@ def ui_address(settings: Settings) -> str:
 
 
 class MlflowProcess:
-    """One child interpreter for a group of steps, started by the first ``call``, ended by ``with``'s exit."""
+    """One child interpreter for a group of steps, started by ``start`` or the first ``call``, ended by
+    ``with``'s exit."""
 
     def __enter__(self) -> MlflowProcess:
         self.child: subprocess.Popen | None = None
@@ -64,13 +65,18 @@ class MlflowProcess:
             self.child.wait()
             self.child.stdout.close()
 
-    def call(self, step: str, *args: Any) -> Any:
-        """``jobs.mlflow_run.<step>(*args)`` in the child; its result, or the exception it raised."""
+    def start(self) -> None:
+        """Starts the child now, so that its imports (seconds: MLflow, SQLAlchemy) overlap the caller's
+        work until the first ``call``."""
         if self.child is None:
             path = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
             self.child = subprocess.Popen([sys.executable, "-m", "jobs.mlflow_process"], cwd=PROJECT_ROOT,
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           env={**os.environ, "PYTHONPATH": path})
+
+    def call(self, step: str, *args: Any) -> Any:
+        """``jobs.mlflow_run.<step>(*args)`` in the child; its result, or the exception it raised."""
+        self.start()
         pickle.dump((step, args), self.child.stdin)
         self.child.stdin.flush()
         try:

@@ -281,8 +281,9 @@ def build_passthrough(env: StreamExecutionEnvironment, settings: Settings, input
     dead_letters.sink_to(_sink(settings, "dead_letters", settings.kafka.dead_letters_topic))
 
 
-def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str],
-                   mlflow_target: MlflowTarget | None) -> None:
+def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_paths: list[str]) -> DataStream:
+    """The whole graph but the snapshots' sink (``sink_snapshots``), which needs the MLflow run: the
+    client opens the run while this builds. Returns the trainer's snapshots."""
     batches, triage_dead_letters = _batches(env, settings, input_paths)
     # Keyed operators after the SQL stage take the parallelism of their input unless told otherwise.
     # They share slots of their own, apart from the front: all Python operators of a slot share one
@@ -313,12 +314,16 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
     trained.get_side_output(DRIFT_EVENTS).start_new_chain() \
         .sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
-    _snapshot_json(trained, settings, mlflow_target).sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")
+    return trained
 
 
-def _snapshot_json(trained: DataStream, settings: Settings, target: MlflowTarget | None) -> DataStream:
+def sink_snapshots(trained: DataStream, settings: Settings, target: MlflowTarget | None) -> None:
+    """Snapshots to files, through the MLflow reporter when the run has one."""
     if target is None:
-        return trained.map(json.dumps, output_type=Types.STRING()).uid("snapshot-json").set_parallelism(1) \
+        as_json = trained.map(json.dumps, output_type=Types.STRING()).uid("snapshot-json").set_parallelism(1) \
             .start_new_chain()
-    return trained.map(ReportToMlflow(settings, target.tracking_uri, target.run_id), output_type=Types.STRING()) \
-        .uid("mlflow-reporter").name("mlflow-reporter").set_parallelism(1).start_new_chain()
+    else:
+        as_json = trained.map(ReportToMlflow(settings, target.tracking_uri, target.run_id),
+                              output_type=Types.STRING()) \
+            .uid("mlflow-reporter").name("mlflow-reporter").set_parallelism(1).start_new_chain()
+    as_json.sink_to(_sink(settings, "snapshots")).uid("snapshots-sink")

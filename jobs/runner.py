@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,7 +25,7 @@ from jobs.failures import failure_line
 from jobs.input_sample import input_files
 from jobs.kafka_client import consumer_lag
 from jobs.mlflow_process import MlflowProcess, call_once, tracking_uri
-from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment
+from jobs.pipeline import OUTPUTS, MlflowTarget, build_pipeline, create_environment, sink_snapshots
 from jobs.preparation import RUN_ID_FILE, SCHEMA_FILE, Prepared, clear_outputs, prepare
 from jobs.progress import WINDOW_SNAPSHOT, ProgressLine, lines_written
 from jobs.resume_checks import input_changes, input_sizes, settings_changes
@@ -227,14 +228,17 @@ def _run(settings: Settings, record: RunRecord, stop: StopRequests) -> dict:
 def _execute(prepared: Prepared, record: RunRecord, stop: StopRequests, attempt: _Attempt) -> dict:
     settings, inputs, schema, where = prepared.settings, prepared.inputs, prepared.schema, prepared.where
     out = settings.output_dir()
-    with MlflowProcess() as mlflow:  # the run's set-up: gone before the job gets going
-        if settings.mlflow.enabled:
-            attempt.mlflow_run_id = mlflow.call("open_run", settings, out / RUN_ID_FILE, schema.describe(),
-                                                out / SCHEMA_FILE)
-        run_id = attempt.mlflow_run_id
-        target = MlflowTarget(tracking_uri(settings), run_id) if run_id else None
-        env = create_environment(settings)
-        build_pipeline(env, settings, inputs, target)
+    # The run's set-up, gone before the job gets going. The run opens (MLflow's import, a new store's
+    # tables: about 5 s) in the child while the JVM starts and the graph is built (about 7 s).
+    with MlflowProcess() as mlflow, ThreadPoolExecutor(max_workers=1) as background:
+        opening = background.submit(mlflow.call, "open_run", settings, out / RUN_ID_FILE, schema.describe(),
+                                    out / SCHEMA_FILE) if settings.mlflow.enabled else None
+        try:
+            env = create_environment(settings)
+            trained = build_pipeline(env, settings, inputs)
+        finally:  # a run that opened is the attempt's to end, whatever failed meanwhile
+            attempt.mlflow_run_id = run_id = opening.result() if opening else None
+        sink_snapshots(trained, settings, MlflowTarget(tracking_uri(settings), run_id) if run_id else None)
         if stop.signals:
             if run_id:
                 mlflow.call("end_run", tracking_uri(settings), run_id, "KILLED",
@@ -277,15 +281,18 @@ def _finish(settings: Settings, prepared: Prepared, record: RunRecord, run_id: s
     out = settings.output_dir()
     record.state, record.newest = "finished", None
     record.save(out)
-    snapshots = read_snapshots(out)
-    summary = summarize(out, snapshots)
-    summary["input_lines"] = prepared.lines or None
-    summary["schema"] = prepared.schema.to_json()
-    summary["elapsed_s"] = round(time.time() - progress.started, 1)
-    summary["batching_slice_ms"] = settings.batching.slice_ms
-    summary["mlflow_run_id"] = run_id
-    summary["failure"] = too_few_valid(summary, settings.validation.min_valid_share)
-    with MlflowProcess() as mlflow:  # started only if there is a run to finish
+    elapsed_s = round(time.time() - progress.started, 1)
+    with MlflowProcess() as mlflow:
+        if run_id:  # only if there is a run to finish; its imports overlap the summing up
+            mlflow.start()
+        snapshots = read_snapshots(out)
+        summary = summarize(out, snapshots)
+        summary["input_lines"] = prepared.lines or None
+        summary["schema"] = prepared.schema.to_json()
+        summary["elapsed_s"] = elapsed_s
+        summary["batching_slice_ms"] = settings.batching.slice_ms
+        summary["mlflow_run_id"] = run_id
+        summary["failure"] = too_few_valid(summary, settings.validation.min_valid_share)
         if run_id:
             summary["mlflow_windows_logged_after_job"] = mlflow.call("reconcile", settings, run_id, snapshots)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -15,15 +15,12 @@ from typing import Iterator
 
 from pyflink.common import Row, Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
 
 from conf.settings import Settings
-from operators.dead_letters import DeadLetterCounters
 from operators.tags import DEAD_LETTERS
+from operators.triage_operator import TriageOperator
 from udfs.features.chunks import Chunk, SplitProgress, read_lines, triage_chunk
-from udfs.features.events import EventValidator, LineTriage
 from udfs.features.slice_batches import by_shard_and_slice, encode_part
-from udfs.features.stamps import Stamps
 
 PART_TYPE = Types.ROW_NAMED(["shard", "slice_start", "events", "stamp"],
                             [Types.INT(), Types.LONG(), Types.STRING(), Types.LONG()])
@@ -32,28 +29,25 @@ PADDED_CHUNK = Types.ROW([Types.LONG(), Types.STRING()])  # (chunk number, CHUNK
 CHUNK_PADDING = " " * 40_000  # more than a network buffer (32 KB): jobs/pipeline.py says why
 
 
-class ReadChunks(KeyedProcessFunction):
+class ReadChunks(TriageOperator):
+    STATE = "splits"
+
     def __init__(self, settings: Settings, chunks: list[Chunk], keys: list[int], finished: set[int]) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.chunks = chunks
         self.readers = {key: reader for reader, key in enumerate(keys)}
         self.finished = finished  # empty files: read to their end before the first chunk
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.triage = LineTriage.from_settings(self.settings)
-        self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
-        self.progress = runtime_context.get_state(ValueStateDescriptor("splits", Types.PICKLED_BYTE_ARRAY()))
+        super().open(runtime_context)
         self.reader: int | None = None  # the one reader this subtask runs (the readers' keys place one per subtask)
-        self.shards, self.slice = self.settings.batching.shards, self.settings.batching.slice_ms
-        self.stamps = Stamps.from_validator(EventValidator.from_settings(self.settings))
         self.splits: list[int] = []
 
     def process_element(self, padded: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """``padded``: (chunk number, padding)."""
         chunk = self.chunks[padded[0]]
         self._check_reader(self.readers[ctx.get_current_key()])
-        progress = self.progress.value() or SplitProgress(self.triage.lateness, set(self.finished))
-        self.triage.lateness = progress.lateness
+        progress = self.restored(SplitProgress(self.triage.lateness, set(self.finished)))
         before = self._stamp(progress)
         events, dead_letters = triage_chunk(self.triage, read_lines(chunk), chunk.split)
         if chunk.last:

@@ -14,16 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from pyflink.common import Row, Types
-from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common import Row
+from pyflink.datastream.functions import KeyedProcessFunction
 
-from conf.settings import Settings
-from operators.dead_letters import DeadLetterCounters
 from operators.tags import DEAD_LETTERS
-from udfs.features.events import DeadLetter, EventValidator, LatenessGuard, LineTriage
+from operators.triage_operator import TriageOperator
+from udfs.features.events import DeadLetter, LatenessGuard, window_start
 from udfs.features.slice_batches import encode_part, user_shard
-from udfs.features.stamps import Stamps
 
 STREAM_SPLIT = 0
 
@@ -36,20 +33,11 @@ class StreamProgress:
     lines: int = 0
 
 
-class TriageStream(KeyedProcessFunction):
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.triage = LineTriage.from_settings(self.settings)
-        self.dead_letters = DeadLetterCounters(runtime_context.get_metrics_group())
-        self.progress = runtime_context.get_state(ValueStateDescriptor("stream", Types.PICKLED_BYTE_ARRAY()))
-        self.stamps = Stamps.from_validator(EventValidator.from_settings(self.settings))
-        self.shards, self.slice = self.settings.batching.shards, self.settings.batching.slice_ms
+class TriageStream(TriageOperator):
+    STATE = "stream"
 
     def process_element(self, line: str, ctx: KeyedProcessFunction.Context) -> Iterator:
-        progress = self.progress.value() or StreamProgress(self.triage.lateness)
-        self.triage.lateness = progress.lateness
+        progress = self.restored(StreamProgress(self.triage.lateness))
         result = self.triage.check(line, STREAM_SPLIT)
         progress.lines += 1
         self.progress.update(progress)
@@ -58,5 +46,5 @@ class TriageStream(KeyedProcessFunction):
             return
         # The part's own event is never behind its stamp: timely means no older than the newest less the bound.
         stamp = self.stamps.of(progress.lateness.progress(STREAM_SPLIT))
-        yield Row(user_shard(result.user_id, self.shards), result.event_time - result.event_time % self.slice,
+        yield Row(user_shard(result.user_id, self.shards), window_start(result.event_time, self.slice),
                   encode_part(STREAM_SPLIT, progress.lines, [result.to_compact()]), stamp)

@@ -11,7 +11,8 @@ Each contender runs in its own process on the same generated file:
 4. library: the same udfs (features, model, windows, drift, scoring) in a plain Python loop;
 5. river: River's per-event StandardScaler | LogisticRegression on the numeric features
    (scripts/river_baseline.py, in its own venv under .cache/river-venv, created on first use).
-It prints events/s, the ratios full/passthrough, full/java_passthrough, full/library and full/river,
+It prints events/s, the ratios full/passthrough, full/java_passthrough, full/library and full/river
+(the job's time against River's loop), full/river for the whole commands (start-up included),
 per-window training time (p50/p99), per-slot checks and fast-mode updates (p50/p99), peak resident memory of each contender's process tree, and
 how training time grows with window size. The full job then runs again on streams with the same
 event count and more users (``--scaling-users``; '' skips): events/s, peak memory and the cost per
@@ -70,25 +71,28 @@ def _failed(cmd: list[str], stdout: str, stderr: str) -> SystemExit:
     return SystemExit(f"benchmark step failed: {' '.join(cmd)}\n{stdout[-2000:]}\n{stderr[-4000:]}")
 
 
-def _run_child(cmd: list[str]) -> tuple[dict, float]:
-    """Runs a contender's command; returns the JSON of its last output line and the process tree's peak RSS (MiB)."""
+def _run_child(cmd: list[str]) -> tuple[dict, float, float]:
+    """Runs a contender's command; returns the JSON of its last output line, the process tree's peak
+    RSS (MiB) and the command's wall time (s), start-up and shut-down included."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
         peak = 0.0
         while proc.poll() is None:
             peak = max(peak, _tree_rss_mib(proc.pid))
             time.sleep(0.5)
+        wall = time.perf_counter() - started
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise _failed(cmd, stdout, stderr)
-    return json.loads(stdout.strip().splitlines()[-1]), peak
+    return json.loads(stdout.strip().splitlines()[-1]), peak, wall
 
 
 def _measure(name: str, cmd: list[str], events: int) -> dict:
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    result, peak = _run_child(cmd)
-    return {**result, "events_per_s": events / result["seconds"], "peak_rss_mib": peak}
+    result, peak, wall = _run_child(cmd)
+    return {**result, "events_per_s": events / result["seconds"], "peak_rss_mib": peak, "command_seconds": wall}
 
 
 def _worker(name: str, input_file: Path, parallelism: int, out: Path, extra: list[str]) -> list[str]:
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "p99": float(np.percentile(updates, 99))}
         for name in RATIO_DENOMINATORS:
             figures[f"full/{name}"] = figures["full"]["events_per_s"] / figures[name]["events_per_s"]
+        figures["full/river_commands"] = figures["river"]["command_seconds"] / figures["full"]["command_seconds"]
         figures["training_scaling"] = training_scaling([int(s) for s in a.train_sizes.split(",")], a.numeric)
         figures["slot_costs"] = slot_costs(a, features)
         if scaling_users:
@@ -317,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"full job batches: {figures['full']['slice_ms'] / 1000:g}-s event-time slices, "
           f"{a.users} users in {load_settings(overrides=a.set).batching.shards} shards")
     print("   ".join(f"full/{name} {figures[f'full/{name}']:.3g}" for name in RATIO_DENOMINATORS))
+    print(f"whole commands, start-up included: full {figures['full']['command_seconds']:.1f} s, river "
+          f"{figures['river']['command_seconds']:.1f} s, full/river {figures['full/river_commands']:.3g}")
     t = figures["training_seconds_per_window"]
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")
     for row in figures["training_scaling"]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import zlib
 
-from udfs.features.events import Event
+from udfs.features.events import Event, window_start
 
 EVENT_SEPARATOR = "\x1e"  # ASCII record separator: between the compact events of a part
 BLOB_SEPARATOR = "\x1d"   # ASCII group separator: between the parts of a batch
@@ -51,6 +51,6 @@ def by_shard_and_slice(events: list[Event], shards: int, slice_ms: int) -> dict[
     """Events grouped by (user shard, slice start), each group in the given order."""
     groups: dict[tuple[int, int], list[Event]] = {}
     for event in events:
-        key = (user_shard(event.user_id, shards), event.event_time - event.event_time % slice_ms)
+        key = (user_shard(event.user_id, shards), window_start(event.event_time, slice_ms))
         groups.setdefault(key, []).append(event)
     return groups
