@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlparse
+from urllib.request import urlopen
 
 import mlflow
 from mlflow.entities import Param, RunStatus
@@ -22,9 +25,35 @@ from udfs.tracking.pyfunc_model import SNAPSHOT_ARTIFACT
 RunEnd = Literal["FINISHED", "FAILED", "KILLED"]
 
 
+SERVER_CHECK_TIMEOUT_S = 5.0
+
+
+def check_server(settings: Settings) -> None:
+    """A tracking server that does not answer stops the job at once, naming the setting: MLflow's
+    own client retries a refused connection for about four minutes before it gives up.
+
+    >>> from conf.settings import load_settings
+    >>> check_server(load_settings(overrides=["mlflow.tracking_uri=http://127.0.0.1:9"]))
+    Traceback (most recent call last):
+    conf.settings.SettingsError: mlflow.tracking_uri=http://127.0.0.1:9: no MLflow server answers (...
+    """
+    uri = settings.mlflow.tracking_uri
+    if not uri or urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_CHECK_TIMEOUT_S).close()
+    except HTTPError:
+        return  # it answers, if not on this path (a proxy, another version): MLflow's calls will tell
+    except (URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SettingsError(f"mlflow.tracking_uri={uri}: no MLflow server answers ({reason}); start the server, "
+                            "or leave mlflow.tracking_uri out to log to a local store under output.path") from None
+
+
 def open_run(settings: Settings, id_file: Path, schema_description: str, schema_file: Path) -> str:
     """The job's run: a new one, its id kept in ``id_file`` and the schema logged; or on --resume
     the run the stopped job was logging to."""
+    check_server(settings)
     resuming = settings.job.resume_from is not None
     if resuming and id_file.exists():
         return reopen_run(settings, id_file.read_text().strip(), settings.job.resume_from)
@@ -55,6 +84,7 @@ def start_run(settings: Settings, run_name: str | None = None) -> str:
 def fetch_warm_start(settings: Settings, dest: Path) -> Path:
     """Downloads the snapshot behind ``model.warm_start`` (a models:/ or runs:/ URI) to ``dest``."""
     uri = settings.model.warm_start
+    check_server(settings)
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(settings, uri),
                                                     tracking_uri=tracking_uri(settings))

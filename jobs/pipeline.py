@@ -294,8 +294,9 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features") \
         .name("user-features").set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
-    # The trainer gets each batch's sample rows as a side output (a chain of its own, as below).
-    trained = rows.get_side_output(TRAINING_ROWS).start_new_chain().key_by(lambda r: 0, key_type=Types.INT()) \
+    # The trainer gets each batch's sample rows as a side output (a chain of its own, as below), whose
+    # identity map PyFlink would otherwise run at the SQL stage's parallelism (the readers').
+    trained = rows.get_side_output(TRAINING_ROWS).set_parallelism(parallelism).start_new_chain().key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1) \
         .slot_sharing_group(TRAINING_SLOT if settings.job.trainer_slot == "own" else LEARNING_SLOTS)
@@ -309,8 +310,10 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
     # thread states on one task thread. In thread mode a C extension that takes the GIL through
     # PyGILState (scipy's pybind11 modules, sqlite3 under MLflow) then waits for itself forever.
     k = settings.kafka
-    predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink")
-    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS).start_new_chain()) \
+    # A sink takes the SQL stage's parallelism (the readers') unless told: one writer for every event.
+    predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink") \
+        .set_parallelism(parallelism)
+    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS).set_parallelism(parallelism).start_new_chain()) \
         .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
     trained.get_side_output(DRIFT_EVENTS).start_new_chain() \
         .sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")

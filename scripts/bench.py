@@ -33,12 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from conf.settings import Settings, load_settings
 from scripts.kafka_latency import keeps_up, max_sustainable_rate, measure_latency
+from scripts.operator_cpu import ThreadCpuPoller, by_name
 from scripts.river_baseline import river_python
 from udfs.sim.stream_generator import StreamSpec, generate_events, numeric_feature_names, write_jsonl
 
@@ -48,51 +50,70 @@ RATIO_DENOMINATORS = ("passthrough", "java_passthrough", "library", "river")
 KAFKA_SEARCH_START = 1_000.0  # events/s: the first probe of the search for the highest sustainable rate
 
 
-def _tree_rss_mib(root: int) -> float:
-    """Resident memory of a process and all its descendants (the JVM and Python workers), from /proc."""
+def _process_tree(root: int) -> dict[int, tuple[str, int]]:
+    """pid -> (command name, resident bytes) for a process and all its descendants (the JVM and
+    Python workers), from /proc."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    procs: dict[int, tuple[str, int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            head, tail = stat.read_text().rsplit(")", 1)
         except OSError:
             continue
-        pid = int(stat.parent.name)
-        parents[pid], rss[pid] = int(fields[1]), int(fields[21]) * resource.getpagesize()
+        pid, fields = int(stat.parent.name), tail.split()
+        parents[pid], procs[pid] = int(fields[1]), (head.split("(", 1)[1], int(fields[21]) * resource.getpagesize())
     tree, frontier = {root}, [root]
     while frontier:
         children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
         tree.update(children)
         frontier = children
-    return sum(rss.get(pid, 0) for pid in tree) / 2**20
+    return {pid: procs[pid] for pid in tree if pid in procs}
 
 
 def _failed(cmd: list[str], stdout: str, stderr: str) -> SystemExit:
     return SystemExit(f"benchmark step failed: {' '.join(cmd)}\n{stdout[-2000:]}\n{stderr[-4000:]}")
 
 
-def _run_child(cmd: list[str]) -> tuple[dict, float, float]:
-    """Runs a contender's command; returns the JSON of its last output line, the process tree's peak
-    RSS (MiB) and the command's wall time (s), start-up and shut-down included."""
+@dataclass
+class ChildRun:
+    result: dict  # the JSON of the command's last output line
+    peak_rss_mib: float  # of the process tree
+    wall_s: float  # the whole command, start-up and shut-down included
+    jvm: ThreadCpuPoller | None  # CPU per JVM thread, when the command started a JVM
+
+
+def _run_child(cmd: list[str]) -> ChildRun:
+    """Runs a contender's command, polling its process tree's memory and its JVM's threads."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
-        peak = 0.0
+        peak, jvm = 0.0, None
         while proc.poll() is None:
-            peak = max(peak, _tree_rss_mib(proc.pid))
+            tree = _process_tree(proc.pid)
+            peak = max(peak, sum(rss for _, rss in tree.values()) / 2**20)
+            if jvm is None:
+                jvm = next((ThreadCpuPoller(pid) for pid, (name, _) in tree.items() if name == "java"), None)
+            if jvm is not None:
+                jvm.poll()
             time.sleep(0.5)
         wall = time.perf_counter() - started
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise _failed(cmd, stdout, stderr)
-    return json.loads(stdout.strip().splitlines()[-1]), peak, wall
+    return ChildRun(json.loads(stdout.strip().splitlines()[-1]), peak, wall, jvm)
 
 
 def _measure(name: str, cmd: list[str], events: int) -> dict:
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    result, peak, wall = _run_child(cmd)
-    return {**result, "events_per_s": events / result["seconds"], "peak_rss_mib": peak, "command_seconds": wall}
+    run = _run_child(cmd)
+    figures = {**run.result, "events_per_s": events / run.result["seconds"], "peak_rss_mib": run.peak_rss_mib,
+               "command_seconds": run.wall_s}
+    if run.jvm is not None and run.jvm.cpu_s > 0:
+        figures["jvm_cpu_s"] = run.jvm.cpu_s
+        figures["jvm_threads"] = [{"name": g.name, "threads": g.threads, "cpu_s": g.cpu_s,
+                                   "share": g.cpu_s / run.jvm.cpu_s} for g in by_name(run.jvm.threads)]
+    return figures
 
 
 def _worker(name: str, input_file: Path, parallelism: int, out: Path, extra: list[str]) -> list[str]:
@@ -324,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     print("   ".join(f"full/{name} {figures[f'full/{name}']:.3g}" for name in RATIO_DENOMINATORS))
     print(f"whole commands, start-up included: full {figures['full']['command_seconds']:.1f} s, river "
           f"{figures['river']['command_seconds']:.1f} s, full/river {figures['full/river_commands']:.3g}")
+    full = figures["full"]
+    if "jvm_threads" in full:
+        print(f"full job's JVM: {full['jvm_cpu_s']:.1f} CPU-s ({full['jvm_cpu_s'] / a.events * 1e6:.0f} us per event); "
+              "per thread name (a task thread is named after its operator chain, cut at 15 characters; in "
+              "thread mode it runs the chain's Python too), 1% and more:")
+        for group in (g for g in full["jvm_threads"] if g["share"] >= 0.01):
+            print(f"  {group['share']:6.1%}  {group['cpu_s']:6.1f} CPU-s  {group['threads']} thread(s)  {group['name']}")
     t = figures["training_seconds_per_window"]
     print(f"training per window: p50 {t['p50']:.3f} s, p99 {t['p99']:.3f} s")
     for row in figures["training_scaling"]:
