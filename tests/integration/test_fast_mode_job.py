@@ -18,8 +18,9 @@ from udfs.offline.library_mode import LibraryResult, run_library
 from udfs.sim.stream_generator import StreamSpec
 from udfs.tracking.mlflow_reporter import window_step
 
-DRIFT_AT_S = 3600.0
-SPEC = StreamSpec(n_events=24_000, n_users=600, duration_s=2 * 3600.0, seed=41, concept_drift_at_s=DRIFT_AT_S)
+# An hour is enough: the drift at 30 min switches fast mode on at 31 min and off at 35 (8 slot updates).
+DRIFT_AT_S = 1800.0
+SPEC = StreamSpec(n_events=12_000, n_users=600, duration_s=3600.0, seed=41, concept_drift_at_s=DRIFT_AT_S)
 # Short slices: the injected failure lands where it is aimed, and results must not depend on slicing.
 OVERRIDES = ("batching.slice_ms=10000", "job.checkpoint_interval_ms=1000", "mlflow.register_every_windows=100")
 

@@ -130,8 +130,10 @@ def test_run_summary_is_written_and_consistent(stationary_run):
 
 
 def test_covariate_shift_is_detected_within_two_windows(tmp_path):
+    # 8,000 events an hour: 18 windows before the shift to count false alarms in, and 6 after it,
+    # room for a detection up to two windows late.
     shift_s = 5400.0
-    spec = StreamSpec(n_events=24_000, n_users=800, duration_s=3 * 3600.0, seed=23,
+    spec = StreamSpec(n_events=16_000, n_users=800, duration_s=2 * 3600.0, seed=23,
                       covariate_shifts=(CovariateShift("amount", shift_s, 1.0),))
     write_stream(tmp_path / "events.jsonl", spec)
     run_job(tmp_path / "events.jsonl", tmp_path / "out", "mlflow.enabled=false", f"drift.alpha={ALPHA}")

@@ -23,9 +23,12 @@ from udfs.offline.library_mode import run_library
 from udfs.sim.stream_generator import StreamSpec
 from udfs.tracking.mlflow_reporter import window_step
 
-SPEC = StreamSpec(n_events=150_000, n_users=2_000, duration_s=6 * 3600.0, seed=19)
-# The readers slowed to 0.2 s a chunk of 2,000 lines (15 s for the stream): the stop lands mid-stream.
-SLOW = ("--slow-reader", "200")
+# A stream the MLP finds no concept drift in, so that its versions follow each other with no gap, as the
+# checks of the versions below expect (a fast-mode update the gate blocks takes a version and leaves no
+# snapshot): 30,000 events over 3 or 6 hours switch fast mode on, these 40,000 do not.
+SPEC = StreamSpec(n_events=40_000, n_users=2_000, duration_s=6 * 3600.0, seed=19)
+# The readers slowed to 0.75 s a chunk of 2,000 lines (15 s for the stream): the stop lands mid-stream.
+SLOW = ("--slow-reader", "750")
 OVERRIDES = ("job.checkpoint_interval_ms=2000", "mlflow.register_every_windows=100")
 
 
