@@ -26,6 +26,15 @@ def test_bench_writes_every_figure(tmp_path: Path) -> None:
     for name in ("passthrough", "java_passthrough", "library", "river"):
         assert figures[f"full/{name}"] == figures["full"]["events_per_s"] / figures[name]["events_per_s"], name
         assert f"full/{name} " in proc.stdout
+    full = figures["full"]
+    assert full["command_seconds"] > full["seconds"], "the whole command includes the job's start-up"
+    assert figures["full/river_commands"] == figures["river"]["command_seconds"] / full["command_seconds"]
+    assert "whole commands, start-up included" in proc.stdout
+    # The JVM's CPU per task thread: the named chains are there, at their parallelism (the bench's 2).
+    threads = {t["name"]: t for t in full["jvm_threads"]}
+    assert threads["trainer (1/1)#0"]["cpu_s"] > 0 and threads["user-features -"]["threads"] >= 2, threads
+    assert sum(t["cpu_s"] for t in threads.values()) <= full["jvm_cpu_s"] * 1.01, "threads within the JVM's CPU"
+    assert "per thread name" in proc.stdout
     assert 0 < figures["training_seconds_per_window"]["p50"] <= figures["training_seconds_per_window"]["p99"]
     assert [(r["kind"], r["window_events"]) for r in figures["training_scaling"]] == [
         (kind, size) for kind in ("logistic", "mlp", "ensemble", "ftrl", "fm") for size in (1000, 10000)]
