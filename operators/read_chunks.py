@@ -47,7 +47,7 @@ class ReadChunks(TriageOperator):
         """``padded``: (chunk number, padding)."""
         chunk = self.chunks[padded[0]]
         self._check_reader(self.readers[ctx.get_current_key()])
-        progress = self.restored(SplitProgress(self.triage.lateness, set(self.finished)))
+        progress = self.restored(lambda: SplitProgress(self.triage.lateness, set(self.finished)))
         before = self._stamp(progress)
         events, dead_letters = triage_chunk(self.triage, read_lines(chunk), chunk.split)
         if chunk.last:

@@ -4,7 +4,7 @@ stamps and batching keys of the parts they emit."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyflink.common import Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
@@ -31,8 +31,8 @@ class TriageOperator(KeyedProcessFunction):
         self.stamps = Stamps.from_validator(EventValidator.from_settings(self.settings))
         self.shards, self.slice = self.settings.batching.shards, self.settings.batching.slice_ms
 
-    def restored(self, fresh: Any) -> Any:
-        """The stored progress (else ``fresh``), its lateness guard now the triage's."""
-        progress = self.progress.value() or fresh
+    def restored(self, fresh: Callable[[], Any]) -> Any:
+        """The stored progress (else a ``fresh()`` one), its lateness guard now the triage's."""
+        progress = self.progress.value() or fresh()
         self.triage.lateness = progress.lateness
         return progress

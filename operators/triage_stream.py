@@ -37,7 +37,7 @@ class TriageStream(TriageOperator):
     STATE = "stream"
 
     def process_element(self, line: str, ctx: KeyedProcessFunction.Context) -> Iterator:
-        progress = self.restored(StreamProgress(self.triage.lateness))
+        progress = self.restored(lambda: StreamProgress(self.triage.lateness))
         result = self.triage.check(line, STREAM_SPLIT)
         progress.lines += 1
         self.progress.update(progress)
