@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyflink.common import Configuration, Encoder, Row, Types, WatermarkStrategy
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.datastream.connectors.file_system import (
     FileSink,
@@ -206,14 +206,16 @@ def _chunk_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     parts = padded.key_by(lambda c: keys[chunks[c[0]].split % readers], key_type=Types.INT()) \
         .process(ReadChunks(settings, chunks, keys, finished), output_type=PART_TYPE) \
         .uid("reader").name("reader").set_parallelism(readers).set_max_parallelism(MAX_PARALLELISM)
-    return _batched_parts(t_env, parts, readers, settings.batching.slice_ms), _front_dead_letters(parts, readers)
+    return _batched_parts(t_env, parts, readers, settings.batching.slice_ms), _side_output(parts, DEAD_LETTERS, readers)
 
 
-def _front_dead_letters(parts: DataStream, parallelism: int) -> DataStream:
-    """The front's dead letters. PyFlink follows a side output with an identity map at the job's default
-    parallelism: at the front's own, it needs no slot beyond the front's (a one-slot Kafka front got
-    a second one, and a cluster sized by ``slots_needed`` never started the job)."""
-    return parts.get_side_output(DEAD_LETTERS).set_parallelism(parallelism).start_new_chain()
+def _side_output(stream: DataStream, tag: OutputTag, parallelism: int) -> DataStream:
+    """``stream``'s side output at ``parallelism``, its operator's. PyFlink follows a side output with an
+    identity map that it does not give the operator's parallelism: a one-slot Kafka front's dead
+    letters asked for a second slot (a cluster sized by ``slots_needed`` never started the job), and
+    with one file reader at ``job.parallelism=2`` the training rows' map ran at 1. A chain of its own:
+    see build_pipeline."""
+    return stream.get_side_output(tag).set_parallelism(parallelism).start_new_chain()
 
 
 def _batched_parts(t_env: StreamTableEnvironment, parts: DataStream, parallelism: int, slice_ms: int) -> DataStream:
@@ -252,7 +254,7 @@ def _stream_front(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment
     parts = lines.key_by(lambda line: 0, key_type=Types.INT()) \
         .process(TriageStream(settings), output_type=PART_TYPE) \
         .uid("triage").name("triage").set_parallelism(1).set_max_parallelism(1)
-    return _batched_parts(t_env, parts, 1, settings.batching.slice_ms), _front_dead_letters(parts, 1)
+    return _batched_parts(t_env, parts, 1, settings.batching.slice_ms), _side_output(parts, DEAD_LETTERS, 1)
 
 
 def _file_source(paths: list[str]) -> FileSource:
@@ -294,9 +296,8 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
         .process(UserFeatures(settings), output_type=Types.PICKLED_BYTE_ARRAY()).uid("user-features") \
         .name("user-features").set_parallelism(parallelism).slot_sharing_group(LEARNING_SLOTS)
     dense_names = UserFeatureExtractor.from_settings(settings).dense_names
-    # The trainer gets each batch's sample rows as a side output (a chain of its own, as below), whose
-    # identity map PyFlink would otherwise run at the SQL stage's parallelism (the readers').
-    trained = rows.get_side_output(TRAINING_ROWS).set_parallelism(parallelism).start_new_chain().key_by(lambda r: 0, key_type=Types.INT()) \
+    # The trainer gets each batch's sample rows as a side output.
+    trained = _side_output(rows, TRAINING_ROWS, parallelism).key_by(lambda r: 0, key_type=Types.INT()) \
         .process(TrainOnWindows(settings, dense_names), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("trainer").name("trainer").set_parallelism(1).set_max_parallelism(1) \
         .slot_sharing_group(TRAINING_SLOT if settings.job.trainer_slot == "own" else LEARNING_SLOTS)
@@ -310,12 +311,13 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings, input_pa
     # thread states on one task thread. In thread mode a C extension that takes the GIL through
     # PyGILState (scipy's pybind11 modules, sqlite3 under MLflow) then waits for itself forever.
     k = settings.kafka
-    # A sink takes the SQL stage's parallelism (the readers') unless told: one writer for every event.
+    # A sink's parallelism is not its input's unless told: measured, one writer for every event with
+    # one file reader at job.parallelism=2.
     predictions.sink_to(_sink(settings, "predictions", k.predictions_topic)).uid("predictions-sink") \
         .set_parallelism(parallelism)
-    triage_dead_letters.union(rows.get_side_output(DEAD_LETTERS).set_parallelism(parallelism).start_new_chain()) \
+    triage_dead_letters.union(_side_output(rows, DEAD_LETTERS, parallelism)) \
         .sink_to(_sink(settings, "dead_letters", k.dead_letters_topic)).uid("dead-letters-sink")
-    trained.get_side_output(DRIFT_EVENTS).start_new_chain() \
+    _side_output(trained, DRIFT_EVENTS, 1) \
         .sink_to(_sink(settings, "drift", k.drift_topic)).uid("drift-sink")
     return trained
 
